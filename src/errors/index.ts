@@ -1,0 +1,2 @@
+export * from './platform-errors.ts';
+export * from './runtime-error-types.ts';

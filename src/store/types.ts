@@ -1,0 +1,74 @@
+/**
+ * The Store seam: configuration, metadata and logs. The embedded default is SQLite
+ * in the data dir (sqlite-store.ts); a cluster would put PostgreSQL behind the same
+ * interface. Nothing outside src/store writes SQL.
+ *
+ * Methods are async so that a networked backend fits, even though node:sqlite is
+ * synchronous. Every write is atomic: a failed call leaves nothing half-written.
+ */
+import type { FunctionRecord } from '../functions/types.ts';
+
+export interface ListPage<T> {
+  items: T[];
+  /** Opaque marker for the next page; absent on the last page. */
+  nextMarker?: string;
+}
+
+export interface LogRecord {
+  functionName: string;
+  /** `2026/11/23/[$LATEST]0123456789abcdef0123456789abcdef` */
+  logStream: string;
+  /** Epoch ms when the line was written. */
+  timestampMs: number;
+  /** One log line, without its trailing newline. */
+  message: string;
+  /** Request id the line belongs to, when known. */
+  requestId?: string;
+}
+
+export interface LogQuery {
+  functionName: string;
+  /** Only records with sequence number greater than this (for --follow). */
+  afterSeq?: number;
+  /** Only records at or after this epoch ms. */
+  sinceMs?: number;
+  /** At most this many records, the newest ones (default 1000). */
+  limit?: number;
+}
+
+export interface StoredLogRecord extends LogRecord {
+  /** Monotonic sequence number assigned by the store. */
+  seq: number;
+}
+
+export interface FunctionStore {
+  /** Inserts a new function; throws ResourceConflictException if the name exists. */
+  createFunction(record: FunctionRecord): Promise<void>;
+  /** The `$LATEST` record of a function, or undefined. */
+  getFunction(functionName: string): Promise<FunctionRecord | undefined>;
+  /** Functions ordered by name; `marker` is the nextMarker of the previous page. */
+  listFunctions(options: { marker?: string; maxItems: number }): Promise<ListPage<FunctionRecord>>;
+  /**
+   * Replaces a function's record. If `expectedRevisionId` is given and differs from the
+   * stored one, throws PreconditionFailedException and changes nothing.
+   * Throws ResourceNotFoundException if the function does not exist.
+   */
+  updateFunction(record: FunctionRecord, expectedRevisionId?: string): Promise<void>;
+  /** Deletes a function and its logs; returns false if it did not exist. */
+  deleteFunction(functionName: string): Promise<boolean>;
+  /** Number of functions and the sum of their code sizes (GetAccountSettings). */
+  usage(): Promise<{ functionCount: number; totalCodeSizeBytes: number }>;
+}
+
+export interface LogStore {
+  /** Appends records in one transaction; keeps at most `retainPerFunction` per function. */
+  appendLogs(records: LogRecord[]): Promise<void>;
+  /** Records in ascending seq order. */
+  queryLogs(query: LogQuery): Promise<StoredLogRecord[]>;
+}
+
+export interface Store extends FunctionStore, LogStore {
+  /** Current schema version after migrations. */
+  schemaVersion(): number;
+  close(): Promise<void>;
+}
