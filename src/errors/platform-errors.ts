@@ -85,6 +85,25 @@ export class InvalidRuntimeException extends PlatformError {
   readonly statusCode = 502;
 }
 
+
+/** Lambda answers model constraint violations (ranges, patterns) with ValidationException. */
+export class ValidationException extends PlatformError {
+  override readonly name = 'ValidationException';
+  readonly statusCode = 400;
+}
+
+/** No operation at this method and path. */
+export class UnknownOperationException extends PlatformError {
+  override readonly name = 'UnknownOperationException';
+  readonly statusCode = 404;
+}
+
+/** Lambda's "1 validation error detected: Value 'x' at 'timeout' failed to satisfy constraint: ..." */
+export function validationError(value: unknown, member: string, constraint: string): ValidationException {
+  const shown = typeof value === 'string' ? value : JSON.stringify(value);
+  return new ValidationException(`1 validation error detected: Value '${shown}' at '${member}' failed to satisfy constraint: ${constraint}`);
+}
+
 /** Every exception class by its AWS name; tests keep this registry honest. */
 export const platformErrorClasses = {
   InvalidParameterValueException,
@@ -97,4 +116,6 @@ export const platformErrorClasses = {
   TooManyRequestsException,
   ServiceException,
   InvalidRuntimeException,
+  ValidationException,
+  UnknownOperationException,
 } as const;

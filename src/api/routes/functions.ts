@@ -1,0 +1,107 @@
+/**
+ * Function CRUD: CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions,
+ * UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction.
+ */
+import { validationError } from '../../errors/platform-errors.ts';
+import type { FunctionService } from '../../functions/function-service.ts';
+import { parseFunctionRef } from '../../functions/arn.ts';
+import type { RequestContext, Route } from '../http.ts';
+import { functionConfiguration } from '../function-shape.ts';
+
+/** Base64 of a 50 MB zip plus the JSON around it: Lambda's CreateFunction request limit. */
+export const maxCodeRequestBytes = 69_905_067;
+/** Configuration-only requests are small; this is generous. */
+export const maxConfigRequestBytes = 1024 * 1024;
+
+export interface FunctionRoutesDeps {
+  functions: FunctionService;
+  region: string;
+  accountId: string;
+  /** Public base URL of this server, for Code.Location. */
+  baseUrl: () => string;
+}
+
+export function functionRef(ctx: RequestContext, deps: FunctionRoutesDeps) {
+  const ref = parseFunctionRef(decodeURIComponent(ctx.params.FunctionName ?? ''), deps);
+  const qualifier = ctx.query.get('Qualifier') ?? undefined;
+  return { functionName: ref.functionName, qualifier: qualifier ?? ref.qualifier };
+}
+
+export function functionRoutes(deps: FunctionRoutesDeps): Route[] {
+  const { functions } = deps;
+  const shape = (record: Parameters<typeof functionConfiguration>[0]) => functionConfiguration(record, functions.arn(record.functionName));
+  return [
+    {
+      method: 'POST',
+      path: '/2015-03-31/functions',
+      operation: 'CreateFunction',
+      handler: async (ctx) => ({ status: 201, body: shape(await functions.create(await ctx.json(maxCodeRequestBytes))) }),
+    },
+    {
+      method: 'GET',
+      path: '/2015-03-31/functions',
+      operation: 'ListFunctions',
+      handler: async (ctx) => {
+        const rawMax = ctx.query.get('MaxItems');
+        const maxItems = rawMax === null ? 50 : Number(rawMax);
+        if (!Number.isInteger(maxItems) || maxItems < 1 || maxItems > 10_000) {
+          throw validationError(rawMax, 'maxItems', 'Member must have value between 1 and 10000');
+        }
+        const page = await functions.list(ctx.query.get('Marker') ?? undefined, maxItems);
+        return { status: 200, body: { Functions: page.items.map(shape), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/2015-03-31/functions/:FunctionName',
+      operation: 'GetFunction',
+      handler: async (ctx) => {
+        const record = await functions.get(functionRef(ctx, deps));
+        const hex = Buffer.from(record.codeSha256, 'base64').toString('hex');
+        return {
+          status: 200,
+          body: {
+            Configuration: shape(record),
+            Code: { RepositoryType: 'S3', Location: `${deps.baseUrl()}/nimbus/v1/code/${hex}.zip` },
+            ...(Object.keys(record.tags).length > 0 ? { Tags: record.tags } : {}),
+          },
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/2015-03-31/functions/:FunctionName/configuration',
+      operation: 'GetFunctionConfiguration',
+      handler: async (ctx) => ({ status: 200, body: shape(await functions.get(functionRef(ctx, deps))) }),
+    },
+    {
+      method: 'PUT',
+      path: '/2015-03-31/functions/:FunctionName/code',
+      operation: 'UpdateFunctionCode',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        const body = await ctx.json(maxCodeRequestBytes);
+        return { status: 200, body: shape(await functions.updateCode(ref, body)) };
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/2015-03-31/functions/:FunctionName/configuration',
+      operation: 'UpdateFunctionConfiguration',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        const body = await ctx.json(maxConfigRequestBytes);
+        return { status: 200, body: shape(await functions.updateConfiguration(ref, body)) };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/2015-03-31/functions/:FunctionName',
+      operation: 'DeleteFunction',
+      handler: async (ctx) => {
+        await functions.delete(functionRef(ctx, deps));
+        return { status: 204 };
+      },
+    },
+  ];
+}

@@ -1,0 +1,95 @@
+/**
+ * Invoke (POST /2015-03-31/functions/{FunctionName}/invocations): RequestResponse and
+ * DryRun. The status never reflects a function error: a failed function answers 200
+ * with `X-Amz-Function-Error: Unhandled` and the error object as payload.
+ */
+import { randomUUID, randomBytes } from 'node:crypto';
+import { InvalidParameterValueException, InvalidRequestContentException } from '../../errors/platform-errors.ts';
+import type { FunctionService } from '../../functions/function-service.ts';
+import type { Invoker } from '../../invoker/invoker.ts';
+import type { Route } from '../http.ts';
+import { functionRef, type FunctionRoutesDeps } from './functions.ts';
+
+/** Lambda's synchronous request limit: 6 MB (6,291,456 bytes). */
+export const maxSyncPayloadBytes = 6 * 1024 * 1024;
+/** The decoded client context may be at most 3,583 bytes. */
+const maxClientContextBytes = 3583;
+
+export interface InvokeRoutesDeps extends FunctionRoutesDeps {
+  functions: FunctionService;
+  invoker: Invoker;
+}
+
+/** An X-Ray trace header, as Lambda passes one to every invocation. */
+function newTraceId(): string {
+  const epochHex = Math.floor(Date.now() / 1000).toString(16);
+  return `Root=1-${epochHex}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=0;Lineage=1:${randomBytes(4).toString('hex')}:0`;
+}
+
+function decodeClientContext(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const decoded = Buffer.from(raw, 'base64');
+  if (decoded.length > maxClientContextBytes) {
+    throw new InvalidParameterValueException(`Client context must be at most ${maxClientContextBytes} bytes once decoded.`);
+  }
+  const text = decoded.toString('utf8');
+  try {
+    JSON.parse(text);
+  } catch {
+    throw new InvalidParameterValueException('Client context must be a base64-encoded JSON object.');
+  }
+  return text;
+}
+
+export function invokeRoutes(deps: InvokeRoutesDeps): Route[] {
+  const { functions, invoker } = deps;
+  return [
+    {
+      method: 'POST',
+      path: '/2015-03-31/functions/:FunctionName/invocations',
+      operation: 'Invoke',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        const record = await functions.get(ref);
+        const invocationType = ctx.header('x-amz-invocation-type') ?? 'RequestResponse';
+        if (invocationType !== 'RequestResponse' && invocationType !== 'DryRun') {
+          if (invocationType === 'Event') {
+            throw new InvalidParameterValueException('Asynchronous invocation (InvocationType Event) is not available in this Nimbus version yet; use RequestResponse.');
+          }
+          throw new InvalidParameterValueException(`Unsupported InvocationType ${invocationType}: use RequestResponse, Event or DryRun.`);
+        }
+        const logType = ctx.header('x-amz-log-type') ?? 'None';
+        if (logType !== 'None' && logType !== 'Tail') throw new InvalidParameterValueException(`Unsupported LogType ${logType}: use None or Tail.`);
+        const payload = await ctx.body(maxSyncPayloadBytes);
+        if (payload.length > 0) {
+          try {
+            JSON.parse(payload.toString('utf8'));
+          } catch (err) {
+            throw new InvalidRequestContentException(`Could not parse request body into json: Could not parse payload into json: ${(err as Error).message}`);
+          }
+        }
+        const clientContext = decodeClientContext(ctx.header('x-amz-client-context'));
+        if (invocationType === 'DryRun') return { status: 204, headers: { 'X-Amz-Executed-Version': record.version } };
+
+        const spec = await functions.environmentSpec(record);
+        const result = await invoker.invoke(spec, {
+          requestId: randomUUID(),
+          payload: payload.length === 0 ? Buffer.from('{}') : payload,
+          invokedFunctionArn: functions.arn(ref.functionName, ref.qualifier),
+          traceId: newTraceId(),
+          clientContext,
+          wantLogTail: logType === 'Tail',
+        });
+        const headers: Record<string, string> = {
+          'X-Amz-Executed-Version': record.version,
+          'Content-Type': 'application/json',
+        };
+        const { outcome } = result;
+        if (outcome.kind !== 'success') headers['X-Amz-Function-Error'] = 'Unhandled';
+        else if (outcome.contentType) headers['Content-Type'] = outcome.contentType;
+        if (result.logTail !== undefined) headers['X-Amz-Log-Result'] = Buffer.from(result.logTail, 'utf8').toString('base64');
+        return { status: 200, headers, body: outcome.payload };
+      },
+    },
+  ];
+}

@@ -1,0 +1,68 @@
+/** `nimbus deploy <dir>`: zips a folder and creates the function, or updates it if it exists. */
+import type { Command } from 'commander';
+import path from 'node:path';
+import { lambdaClient, printJson, withClientOptions, type ClientOptions } from '../client.ts';
+import { zipFolder } from '../zip-folder.ts';
+
+interface DeployOptions extends ClientOptions {
+  name: string;
+  runtime: string;
+  handler: string;
+  role: string;
+  memory?: string;
+  timeout?: string;
+  env: string[];
+}
+
+function parseEnv(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new Error(`--env takes KEY=VALUE, got ${pair}`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function registerDeploy(program: Command): void {
+  withClientOptions(
+    program
+      .command('deploy <dir>')
+      .description('Zip a folder and create or update a function from it.')
+      .requiredOption('--name <function>', 'function name')
+      .requiredOption('--runtime <id>', 'runtime, e.g. nodejs24.x, python3.12, provided.al2023')
+      .requiredOption('--handler <handler>', 'handler, e.g. index.handler')
+      .option('--role <arn>', 'execution role ARN', 'arn:aws:iam::000000000000:role/nimbus')
+      .option('--memory <mb>', 'MemorySize in MB')
+      .option('--timeout <s>', 'Timeout in seconds')
+      .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, []),
+  ).action(async (dir: string, options: DeployOptions) => {
+    const zip = await zipFolder(path.resolve(dir));
+    const { client, sdk } = await lambdaClient(options);
+    const configuration = {
+      FunctionName: options.name,
+      Runtime: options.runtime as never,
+      Handler: options.handler,
+      Role: options.role,
+      ...(options.memory ? { MemorySize: Number(options.memory) } : {}),
+      ...(options.timeout ? { Timeout: Number(options.timeout) } : {}),
+      ...(options.env.length > 0 ? { Environment: { Variables: parseEnv(options.env) } } : {}),
+    };
+    let exists = true;
+    try {
+      await client.send(new sdk.GetFunctionConfigurationCommand({ FunctionName: options.name }));
+    } catch (err) {
+      if ((err as Error).name !== 'ResourceNotFoundException') throw err;
+      exists = false;
+    }
+    const result = exists
+      ? (await client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: options.name, ZipFile: zip })),
+        await client.send(new sdk.UpdateFunctionConfigurationCommand(configuration)))
+      : await client.send(new sdk.CreateFunctionCommand({ ...configuration, Code: { ZipFile: zip } }));
+    const { $metadata: _ignored, ...config } = result;
+    if (options.json) printJson(config);
+    else process.stdout.write(`${exists ? 'Updated' : 'Created'} ${config.FunctionArn} (${config.Runtime}, ${config.CodeSize} bytes, CodeSha256 ${config.CodeSha256})\n`);
+  });
+}

@@ -1,0 +1,134 @@
+/**
+ * The Runtime API 2018-06-01 of one environment, over HTTP on 127.0.0.1:<port>.
+ * HTTP only: each handler validates the request and calls one method of the
+ * environment core, which owns the state. A refused transition is a 403
+ * InvalidStateTransition, as in Lambda's runtime interface emulator.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import FindMyWay from 'find-my-way';
+
+/** Lambda's hard limit on a buffered response: 6 MiB + 100 bytes (RIE interop.MaxPayloadSize). */
+export const maxRuntimeResponseBytes = 6 * 1024 * 1024 + 100;
+
+export interface RuntimeApiReply {
+  status: number;
+  body: unknown;
+}
+
+export const accepted: RuntimeApiReply = { status: 202, body: { status: 'OK' } };
+
+export function errorReply(status: number, errorType: string, errorMessage: string): RuntimeApiReply {
+  return { status, body: { errorMessage, errorType } };
+}
+
+/** What the environment core offers the Runtime API. */
+export interface RuntimeApiCore {
+  /** A runtime long-polls for its next event; the core answers `res` when one comes. */
+  next(res: ServerResponse): RuntimeApiReply | undefined;
+  response(requestId: string, body: Buffer, contentType: string | undefined): RuntimeApiReply;
+  /** The response was larger than the limit; the body was not kept. */
+  responseTooLarge(requestId: string): RuntimeApiReply;
+  error(requestId: string, body: Buffer, errorType: string | undefined): RuntimeApiReply;
+  initError(body: Buffer, errorType: string | undefined): RuntimeApiReply;
+}
+
+function send(res: ServerResponse, reply: RuntimeApiReply): void {
+  const body = JSON.stringify(reply.body);
+  res.writeHead(reply.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Reads a body up to `limit` bytes; past it, drains the rest and resolves undefined. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      if (over) return;
+      size += chunk.length;
+      if (size > limit) {
+        over = true;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(over ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+const header = (req: IncomingMessage, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+export class RuntimeApiServer {
+  readonly #server: http.Server;
+  readonly #core: RuntimeApiCore;
+
+  constructor(core: RuntimeApiCore) {
+    this.#core = core;
+    const router = FindMyWay({
+      defaultRoute: (_req, res) => send(res, errorReply(404, 'NotFound', 'Not found')),
+    });
+    router.on('GET', '/2018-06-01/runtime/invocation/next', (_req, res) => {
+      const reply = this.#core.next(res);
+      if (reply) send(res, reply);
+    });
+    router.on('POST', '/2018-06-01/runtime/invocation/:requestId/response', (req, res, params) => {
+      void this.#respond(req, res, async () => {
+        const body = await readBody(req, maxRuntimeResponseBytes);
+        if (body === undefined) return this.#core.responseTooLarge(params.requestId!);
+        const mode = header(req, 'lambda-runtime-function-response-mode');
+        if (mode !== undefined && mode !== 'streaming') {
+          return errorReply(400, 'InvalidFunctionResponseMode', 'Invalid function response mode');
+        }
+        return this.#core.response(params.requestId!, body, header(req, 'content-type'));
+      });
+    });
+    router.on('POST', '/2018-06-01/runtime/invocation/:requestId/error', (req, res, params) => {
+      void this.#respond(req, res, async () => {
+        const body = (await readBody(req, maxRuntimeResponseBytes)) ?? Buffer.from('{}');
+        return this.#core.error(params.requestId!, body, header(req, 'lambda-runtime-function-error-type'));
+      });
+    });
+    router.on('POST', '/2018-06-01/runtime/init/error', (req, res) => {
+      void this.#respond(req, res, async () => {
+        const body = (await readBody(req, maxRuntimeResponseBytes)) ?? Buffer.from('{}');
+        return this.#core.initError(body, header(req, 'lambda-runtime-function-error-type'));
+      });
+    });
+    this.#server = http.createServer((req, res) => router.lookup(req, res));
+    // Long-polls must never time out on the server side (a runtime may wait for minutes).
+    this.#server.requestTimeout = 0;
+    this.#server.headersTimeout = 0;
+    this.#server.keepAliveTimeout = 0;
+  }
+
+  async #respond(req: IncomingMessage, res: ServerResponse, work: () => Promise<RuntimeApiReply>): Promise<void> {
+    try {
+      send(res, await work());
+    } catch (err) {
+      if (!res.headersSent) send(res, errorReply(500, 'ServiceException', (err as Error).message));
+      req.destroy();
+    }
+  }
+
+  /** Listens on an ephemeral loopback port; returns `127.0.0.1:<port>`. */
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const { port } = this.#server.address() as AddressInfo;
+    return `127.0.0.1:${port}`;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The process sandbox: the only place that spawns environment processes.
+ *
+ * With bubblewrap (Debian `bubblewrap`), each environment gets a new mount, pid, ipc and
+ * uts namespace: the host's /usr and /etc read-only, its code read-only at /var/task,
+ * its layers at /opt, a private /tmp, and nothing of the data dir or of other
+ * functions. Without it, a plain process group with a private temp dir. The network is
+ * shared in both cases so the runtime reaches its Runtime API on 127.0.0.1.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { lstatSync, readlinkSync } from 'node:fs';
+import type { EnvironmentPaths } from './lambda-env-vars.ts';
+
+export type SandboxKind = 'bubblewrap' | 'process';
+
+/** Host directories of one environment. */
+export interface HostDirs {
+  codeDir: string;
+  optDir: string;
+  tmpDir: string;
+}
+
+export interface SpawnRequest {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  dirs: HostDirs;
+  /** Host paths to make visible read-only at the same path (interpreters, runtime clients). */
+  readOnlyPaths: string[];
+}
+
+export interface SandboxSupervisor {
+  readonly kind: SandboxKind;
+  /** How an environment with these host dirs sees its files. */
+  paths(dirs: HostDirs): EnvironmentPaths;
+  /** Starts the process tree in its own process group; stdio is piped. */
+  spawn(request: SpawnRequest): ChildProcess;
+  /** Kills the whole process tree of a spawned child. */
+  kill(child: ChildProcess, signal: NodeJS.Signals): void;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+export class ProcessSandbox implements SandboxSupervisor {
+  readonly kind = 'process';
+
+  paths(dirs: HostDirs): EnvironmentPaths {
+    return { taskRoot: dirs.codeDir, runtimeDir: dirs.optDir, optDir: dirs.optDir, tmpDir: dirs.tmpDir };
+  }
+
+  spawn(request: SpawnRequest): ChildProcess {
+    return spawn(request.command, request.args, {
+      cwd: request.dirs.codeDir,
+      env: request.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Own process group, so that kill() reaches every descendant.
+      detached: true,
+    });
+  }
+
+  kill(child: ChildProcess, signal: NodeJS.Signals): void {
+    killGroup(child, signal);
+  }
+}
+
+/** Bind /bin, /lib... as the host has them: a symlink (merged /usr) or a real dir. */
+function rootEntryArgs(entry: string): string[] {
+  try {
+    const st = lstatSync(entry);
+    if (st.isSymbolicLink()) return ['--symlink', readlinkSync(entry), entry];
+    if (st.isDirectory()) return ['--ro-bind', entry, entry];
+  } catch {
+    // Absent on this host.
+  }
+  return [];
+}
+
+export class BubblewrapSandbox implements SandboxSupervisor {
+  readonly kind = 'bubblewrap';
+  readonly #bwrapPath: string;
+  readonly #rootArgs: string[];
+
+  constructor(bwrapPath: string) {
+    this.#bwrapPath = bwrapPath;
+    this.#rootArgs = [
+      '--ro-bind', '/usr', '/usr',
+      '--ro-bind', '/etc', '/etc',
+      ...['/bin', '/sbin', '/lib', '/lib64', '/lib32'].flatMap(rootEntryArgs),
+      '--dev', '/dev',
+      '--proc', '/proc',
+      '--tmpfs', '/var',
+      '--dir', '/var/runtime',
+    ];
+  }
+
+  paths(): EnvironmentPaths {
+    return { taskRoot: '/var/task', runtimeDir: '/var/runtime', optDir: '/opt', tmpDir: '/tmp' };
+  }
+
+  spawn(request: SpawnRequest): ChildProcess {
+    const args = [
+      '--die-with-parent',
+      '--unshare-pid',
+      '--unshare-ipc',
+      '--unshare-uts',
+      '--hostname', 'localhost',
+      ...this.#rootArgs,
+      '--ro-bind', request.dirs.codeDir, '/var/task',
+      '--ro-bind', request.dirs.optDir, '/opt',
+      '--bind', request.dirs.tmpDir, '/tmp',
+      ...request.readOnlyPaths.flatMap((p) => ['--ro-bind', p, p]),
+      '--chdir', '/var/task',
+      '--',
+      request.command,
+      ...request.args,
+    ];
+    return spawn(this.#bwrapPath, args, {
+      env: request.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+  }
+
+  kill(child: ChildProcess, signal: NodeJS.Signals): void {
+    killGroup(child, signal);
+  }
+}
+
+/** Finds a bubblewrap that can actually create namespaces here. */
+export function detectBubblewrap(): string | undefined {
+  for (const candidate of ['/usr/bin/bwrap', '/usr/local/bin/bwrap']) {
+    const probe = spawnSync(candidate, ['--ro-bind', '/', '/', '--unshare-pid', '--dev', '/dev', '--proc', '/proc', '/bin/true'], {
+      stdio: 'ignore',
+      timeout: 5000,
+    });
+    if (probe.status === 0) return candidate;
+  }
+  return undefined;
+}
+
+export function createSandbox(mode: 'auto' | 'bubblewrap' | 'process'): SandboxSupervisor {
+  if (mode === 'process') return new ProcessSandbox();
+  const bwrap = detectBubblewrap();
+  if (bwrap) return new BubblewrapSandbox(bwrap);
+  if (mode === 'bubblewrap') throw new Error('sandbox "bubblewrap" was asked for, but bwrap is not installed or cannot create namespaces here');
+  return new ProcessSandbox();
+}

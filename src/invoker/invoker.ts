@@ -1,0 +1,125 @@
+/**
+ * The invoker: turns an invoke into a lease on an execution environment. Keeps one pool
+ * of warm environments per function version and configuration revision, enforces the
+ * account's concurrency limit, reaps idle environments, and shuts everything down in
+ * order on close.
+ */
+import { TooManyRequestsException } from '../errors/platform-errors.ts';
+import { Environment } from '../environments/environment.ts';
+import type { EnvironmentSpec, FunctionLogSink, InvokeRequest, InvokeResult } from '../environments/types.ts';
+import type { SandboxSupervisor } from '../environments/sandbox.ts';
+import { MemoryMonitor } from '../environments/memory-monitor.ts';
+import type { LauncherResolver } from '../runtimes/types.ts';
+import type { Logger } from '../logging/logger.ts';
+import { FunctionPool } from './function-pool.ts';
+
+export interface InvokerOptions {
+  sandbox: SandboxSupervisor;
+  launcher: LauncherResolver;
+  logSink: FunctionLogSink;
+  logger: Logger;
+  /** Where environments keep their private dirs. */
+  workRoot: string;
+  initTimeoutMs: number;
+  idleTimeoutMs: number;
+  accountConcurrencyLimit: number;
+}
+
+export class Invoker {
+  readonly #options: InvokerOptions;
+  readonly #pools = new Map<string, FunctionPool>();
+  readonly #memoryMonitor = new MemoryMonitor();
+  readonly #reaper: NodeJS.Timeout;
+  #inFlight = 0;
+  #closed = false;
+
+  constructor(options: InvokerOptions) {
+    this.#options = options;
+    const every = Math.max(50, Math.min(30_000, Math.floor(options.idleTimeoutMs / 2)));
+    this.#reaper = setInterval(() => this.#reapIdle(), every);
+    this.#reaper.unref();
+  }
+
+  /** Invocations running right now, across all functions. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Environments alive for a function (all versions). */
+  environmentCount(functionName: string): number {
+    let n = 0;
+    for (const [key, pool] of this.#pools) if (key.startsWith(functionName + ':')) n += pool.size;
+    return n;
+  }
+
+  async invoke(spec: EnvironmentSpec, request: InvokeRequest): Promise<InvokeResult> {
+    if (this.#closed) throw new TooManyRequestsException('Nimbus is shutting down.', 'ConcurrentInvocationLimitExceeded');
+    if (this.#inFlight >= this.#options.accountConcurrencyLimit) {
+      throw new TooManyRequestsException('Rate Exceeded.', 'ConcurrentInvocationLimitExceeded');
+    }
+    this.#inFlight++;
+    try {
+      const pool = this.#poolFor(spec);
+      const lease = await pool.acquire();
+      if (!lease.cold) return await lease.env.invoke(request);
+      const init = await lease.env.init();
+      if (!init.ok) return lease.env.initFailureResult(request, init);
+      return await lease.env.invoke(request, init.initDurationMs);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  #poolFor(spec: EnvironmentSpec): FunctionPool {
+    const key = `${spec.functionName}:${spec.version}`;
+    const existing = this.#pools.get(key);
+    if (existing && existing.revisionId === spec.revisionId) return existing;
+    if (existing) void existing.retire();
+    const pool: FunctionPool = new FunctionPool(spec.revisionId, () => this.#createEnvironment(spec, pool));
+    this.#pools.set(key, pool);
+    return pool;
+  }
+
+  #createEnvironment(spec: EnvironmentSpec, pool: FunctionPool): Environment {
+    const { sandbox, launcher, logSink, logger, workRoot, initTimeoutMs } = this.#options;
+    return new Environment({
+      spec,
+      sandbox,
+      launcher,
+      logSink,
+      logger,
+      workRoot,
+      initTimeoutMs,
+      memoryMonitor: this.#memoryMonitor,
+      onReady: (env) => pool.ready(env),
+      onStopped: (env) => pool.stopped(env),
+    });
+  }
+
+  /** A function was updated or deleted: its environments stop (busy ones when done). */
+  async retireFunction(functionName: string): Promise<void> {
+    const retiring: Promise<void>[] = [];
+    for (const [key, pool] of this.#pools) {
+      if (key.startsWith(functionName + ':')) {
+        this.#pools.delete(key);
+        retiring.push(pool.retire());
+      }
+    }
+    await Promise.all(retiring);
+  }
+
+  #reapIdle(): void {
+    const cutoff = Date.now() - this.#options.idleTimeoutMs;
+    for (const pool of this.#pools.values()) pool.reapIdle(cutoff);
+  }
+
+  /** Stops accepting invokes and shuts down every environment. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#reaper);
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.close()));
+    this.#memoryMonitor.close();
+  }
+}

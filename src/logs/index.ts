@@ -1,0 +1,1 @@
+export * from './batching-log-sink.ts';

@@ -1,0 +1,136 @@
+/**
+ * The one wiring point: builds Nimbus's subsystems from a ResolvedConfig, with the
+ * embedded defaults behind each seam (SQLite store, file artifact store, local
+ * invoker), and owns the daemon's lifecycle and its shutdown order:
+ * stop accepting -> drain and stop environments -> flush logs -> close the store.
+ */
+import path from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from './config/resolved-config.ts';
+import type { Logger } from './logging/logger.ts';
+import { StateMachine } from './lifecycle/state-machine.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import { FileArtifactStore } from './artifacts/file-artifact-store.ts';
+import { LocalLauncherResolver } from './runtimes/launcher-resolver.ts';
+import { createSandbox, type SandboxSupervisor } from './environments/sandbox.ts';
+import { Invoker } from './invoker/invoker.ts';
+import { FunctionService } from './functions/function-service.ts';
+import { BatchingLogSink } from './logs/batching-log-sink.ts';
+import { ApiServer } from './api/http.ts';
+import { functionRoutes } from './api/routes/functions.ts';
+import { invokeRoutes } from './api/routes/invoke.ts';
+import { accountRoutes } from './api/routes/account.ts';
+import { nimbusRoutes } from './api/routes/nimbus.ts';
+
+export type ServerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+const clientsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'runtimes', 'clients');
+
+export class NimbusServer {
+  readonly config: ResolvedConfig;
+  readonly sandbox: SandboxSupervisor;
+  readonly #logger: Logger;
+  readonly #machine: StateMachine<ServerState>;
+  readonly #store: SqliteStore;
+  readonly #logSink: BatchingLogSink;
+  readonly #invoker: Invoker;
+  readonly #api: ApiServer;
+  readonly #workRoot: string;
+  #url = '';
+
+  constructor(config: ResolvedConfig, logger: Logger, onFunctionLog?: (line: string) => void) {
+    this.config = config;
+    this.#logger = logger;
+    this.#machine = new StateMachine<ServerState>(
+      'server',
+      'created',
+      { created: ['starting'], starting: ['running', 'stopping'], running: ['stopping'], stopping: ['stopped'], stopped: [] },
+      (from, to) => logger.debug('server state', { from, to }),
+    );
+    this.sandbox = createSandbox(config.sandbox);
+    this.#store = SqliteStore.open({ filePath: path.join(config.dataDir, 'nimbus.db'), logRetentionPerFunction: config.logRetentionPerFunction });
+    const artifacts = new FileArtifactStore({ rootDir: path.join(config.dataDir, 'artifacts') });
+    const launcher = new LocalLauncherResolver({
+      runtimesDir: config.runtimesDir,
+      interpreterOverrides: { ...config.interpreterOverrides },
+      nimbusNodePath: process.execPath,
+      clientsDir,
+      onProgress: (line) => logger.info(line),
+    });
+    this.#logSink = new BatchingLogSink({
+      store: this.#store,
+      logger,
+      echo: onFunctionLog ? (line) => onFunctionLog(`[${line.functionName}] ${line.message}`) : undefined,
+    });
+    this.#workRoot = path.join(config.dataDir, 'environments');
+    this.#invoker = new Invoker({
+      sandbox: this.sandbox,
+      launcher,
+      logSink: this.#logSink,
+      logger,
+      workRoot: this.#workRoot,
+      initTimeoutMs: config.initTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      accountConcurrencyLimit: config.accountConcurrencyLimit,
+    });
+    const functions = new FunctionService({
+      store: this.#store,
+      artifacts,
+      launcher,
+      clock: config.clock,
+      logger,
+      region: config.region,
+      accountId: config.accountId,
+      onChanged: (name) => void this.#invoker.retireFunction(name),
+    });
+    const common = { functions, region: config.region, accountId: config.accountId, baseUrl: () => this.#url };
+    this.#api = new ApiServer(
+      [
+        ...functionRoutes(common),
+        ...invokeRoutes({ ...common, invoker: this.#invoker }),
+        ...accountRoutes({ store: this.#store, accountConcurrencyLimit: config.accountConcurrencyLimit }),
+        ...nimbusRoutes({
+          ...common,
+          store: this.#store,
+          artifacts,
+          flushLogs: () => this.#logSink.flush(),
+          info: () => ({ sandbox: this.sandbox.kind, region: config.region, accountId: config.accountId }),
+        }),
+      ],
+      logger,
+    );
+  }
+
+  get state(): ServerState {
+    return this.#machine.state;
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  async start(): Promise<string> {
+    this.#machine.transition('starting');
+    // Environments of a previous run that died without cleaning up leave only files.
+    await rm(this.#workRoot, { recursive: true, force: true });
+    await mkdir(this.#workRoot, { recursive: true });
+    const address = await this.#api.listen(this.config.host, this.config.port);
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    this.#url = `http://${host}:${address.port}`;
+    this.#machine.transition('running');
+    return this.#url;
+  }
+
+  /** Clean shutdown: no new requests, environments stopped, logs flushed, store closed. */
+  async stop(): Promise<void> {
+    if (this.#machine.state === 'stopping' || this.#machine.state === 'stopped') return;
+    this.#machine.transition('stopping');
+    const apiClosed = this.#api.close();
+    await this.#invoker.close();
+    await apiClosed;
+    await this.#logSink.flush();
+    await this.#store.close();
+    this.#machine.transition('stopped');
+  }
+}
