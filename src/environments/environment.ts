@@ -89,6 +89,8 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
   #initResolve: ((outcome: InitOutcome) => void) | undefined;
   #initTimer: NodeJS.Timeout | undefined;
   #killedFor: 'oom' | 'timeout' | 'stop' | undefined;
+  /** Highest tree memory seen, in KiB (Lambda's Max Memory Used is per environment). */
+  #peakKb = 0;
   #exited: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   lastUsedAt = Date.now();
@@ -389,9 +391,11 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
     this.#deps.memoryMonitor.unwatch(this);
     this.#current = undefined;
     const { requestId } = current.request;
+    // Read while the process still exists (a timeout kill follows). Past an OOM kill the
+    // tree is gone: Lambda reports the whole MemorySize as used.
     const pid = this.#child?.pid;
-    // Read while the process still exists (a timeout or OOM kill follows).
-    const peakKb = pid === undefined ? 0 : treeMemory(pid).peakKb;
+    const peakKb = this.#killedFor === 'oom' ? this.memoryLimitKb : Math.max(this.#peakKb, pid === undefined ? 0 : treeMemory(pid).peakKb);
+    this.#peakKb = peakKb;
     setImmediate(() => {
       const billed = lines.billedDurationMs(durationMs);
       const maxMemoryUsedMb = Math.min(this.spec.memoryMb, Math.max(1, Math.round(peakKb / 1024)));
