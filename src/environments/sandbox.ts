@@ -82,6 +82,20 @@ function rootEntryArgs(entry: string): string[] {
   return [];
 }
 
+/**
+ * Lambda's OS (Amazon Linux) has bash as /bin/sh, and AWS's own custom-runtime tutorial
+ * relies on it (`#!/bin/sh` with `set -o pipefail` and `function`). Debian's sh is dash,
+ * so inside the sandbox bash is mounted where sh points.
+ */
+function shellArgs(): string[] {
+  try {
+    if (lstatSync('/usr/bin/bash').isFile()) return ['--ro-bind', '/usr/bin/bash', '/usr/bin/sh'];
+  } catch {
+    // No bash on this host: keep its sh.
+  }
+  return [];
+}
+
 export class BubblewrapSandbox implements SandboxSupervisor {
   readonly kind = 'bubblewrap';
   readonly #bwrapPath: string;
@@ -93,6 +107,7 @@ export class BubblewrapSandbox implements SandboxSupervisor {
       '--ro-bind', '/usr', '/usr',
       '--ro-bind', '/etc', '/etc',
       ...['/bin', '/sbin', '/lib', '/lib64', '/lib32'].flatMap(rootEntryArgs),
+      ...shellArgs(),
       '--dev', '/dev',
       '--proc', '/proc',
       '--tmpfs', '/var',
