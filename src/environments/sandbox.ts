@@ -10,6 +10,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { lstatSync, readlinkSync } from 'node:fs';
 import type { EnvironmentPaths } from './lambda-env-vars.ts';
+import { treePids } from './process-tree.ts';
 
 export type SandboxKind = 'bubblewrap' | 'process';
 
@@ -143,8 +144,29 @@ export class BubblewrapSandbox implements SandboxSupervisor {
     });
   }
 
+  /**
+   * Kills the namespace's init (bubblewrap's inner process) first: the kernel then kills
+   * everything in the pid namespace, and the outer bubblewrap reaps it and exits on its
+   * own. Killing the whole group at once would orphan the inner one as a zombie for the
+   * host's init to collect. The group kill stays as the backstop.
+   */
   kill(child: ChildProcess, signal: NodeJS.Signals): void {
-    killGroup(child, signal);
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const inner = treePids(child.pid).slice(1, 2);
+    for (const pid of inner) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone already
+      }
+    }
+    if (inner.length === 0) {
+      killGroup(child, signal);
+      return;
+    }
+    const backstop = setTimeout(() => killGroup(child, 'SIGKILL'), 1000);
+    backstop.unref();
+    child.once('exit', () => clearTimeout(backstop));
   }
 }
 
