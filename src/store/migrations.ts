@@ -1,0 +1,131 @@
+/**
+ * Versioned schema migrations for SqliteStore.
+ *
+ * Each migration runs in its own `BEGIN IMMEDIATE` transaction together with the row that
+ * records it in `schema_migrations`, so a failed migration leaves the schema at the
+ * previous version (SQLite DDL is transactional). Re-opening a database applies only the
+ * migrations it has not seen. A database written by newer code (a version we do not know)
+ * is refused rather than guessed at.
+ *
+ * Rules for adding a migration: append it with the next version number; never edit or
+ * reorder a released one; `up` must not contain BEGIN/COMMIT or statements that cannot
+ * run inside a transaction (VACUUM, PRAGMA journal_mode).
+ */
+import type { DatabaseSync } from 'node:sqlite';
+
+export interface Migration {
+  /** 1, 2, 3, … with no gaps. */
+  readonly version: number;
+  /** Short kebab-case description, recorded with the version. */
+  readonly name: string;
+  /** SQL script; may hold several statements. */
+  readonly up: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'functions-and-logs',
+    // functions.record is the FunctionRecord as JSON (the store's source of truth); the
+    // other columns are copies kept for queries (revision check, usage, ordering).
+    // log_counts holds each function's row count in `logs`, so retention trimming is
+    // O(records trimmed) instead of an OFFSET scan over the retained records.
+    // logs has no foreign key to functions on purpose: a sandbox may still flush lines
+    // for a function that was just deleted, and that must not fail the whole batch.
+    up: `
+      CREATE TABLE functions (
+        name        TEXT PRIMARY KEY,
+        record      TEXT NOT NULL,
+        revision_id TEXT NOT NULL,
+        code_size   INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE logs (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        function_name TEXT NOT NULL,
+        log_stream    TEXT NOT NULL,
+        ts            INTEGER NOT NULL,
+        request_id    TEXT,
+        message       TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX logs_function_seq ON logs (function_name, seq);
+
+      CREATE TABLE log_counts (
+        function_name TEXT PRIMARY KEY,
+        record_count  INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
+];
+
+/** The schema cannot be brought to the version this code expects. */
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError';
+}
+
+/**
+ * Brings `db` up to the last migration in `list` and returns the resulting schema version.
+ * Safe to call from several processes at once: each step re-reads the version under the
+ * write lock before applying.
+ */
+export function applyMigrations(db: DatabaseSync, list: readonly Migration[] = migrations): number {
+  assertWellFormed(list);
+  const knownVersion = list.at(-1)?.version ?? 0;
+
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT NOT NULL,
+      applied_at INTEGER NOT NULL
+    ) STRICT
+  `);
+  const selectVersion = db.prepare('SELECT coalesce(max(version), 0) AS version FROM schema_migrations');
+  const insertApplied = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  const readVersion = (): number => {
+    const version = selectVersion.get()?.version;
+    if (typeof version !== 'number') throw new MigrationError('schema_migrations returned no version');
+    if (version > knownVersion) {
+      throw new MigrationError(
+        `Database schema version ${version} is newer than this Nimbus knows (${knownVersion}); ` +
+          'upgrade Nimbus or restore a backup made by this version',
+      );
+    }
+    return version;
+  };
+
+  let current = readVersion();
+  for (const migration of list) {
+    if (migration.version <= current) continue;
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      // Another process may have migrated while we waited for the write lock.
+      current = readVersion();
+      if (migration.version > current) {
+        db.exec(migration.up);
+        insertApplied.run(migration.version, migration.name, Date.now());
+        current = migration.version;
+      }
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      if (err instanceof MigrationError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new MigrationError(`Migration ${migration.version} (${migration.name}) failed: ${reason}`, {
+        cause: err,
+      });
+    }
+  }
+  return readVersion();
+}
+
+function assertWellFormed(list: readonly Migration[]): void {
+  list.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new MigrationError(
+        `Migration list is malformed: entry ${index} (${migration.name}) has version ` +
+          `${migration.version}, expected ${index + 1}`,
+      );
+    }
+  });
+}

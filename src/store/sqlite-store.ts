@@ -1,0 +1,315 @@
+/**
+ * SqliteStore: the embedded Store, one SQLite file in the data dir, on Node's built-in
+ * node:sqlite (no native build). Schema changes live in migrations.ts.
+ *
+ * node:sqlite is synchronous; the async methods only satisfy the Store seam. Statements
+ * are prepared once in the constructor and reused: appendLogs (small batches, often) and
+ * getFunction (every invoke on a cache miss) are the hot paths.
+ */
+import { Buffer } from 'node:buffer';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import {
+  InvalidParameterValueException,
+  PreconditionFailedException,
+  ResourceConflictException,
+  ResourceNotFoundException,
+} from '../errors/index.ts';
+import type { FunctionRecord } from '../functions/index.ts';
+import { applyMigrations } from './migrations.ts';
+import type { ListPage, LogQuery, LogRecord, Store, StoredLogRecord } from './types.ts';
+
+export interface SqliteStoreOptions {
+  /** Database file, or `:memory:` (tests). Missing parent directories are created. */
+  filePath: string;
+  /** Newest log records kept per function (default 10,000). */
+  logRetentionPerFunction?: number;
+  /** How long a write waits for another connection's lock (default 5,000 ms). */
+  busyTimeoutMs?: number;
+}
+
+/** The connection settings in effect, for diagnostics and tests. */
+export interface SqlitePragmas {
+  journalMode: string;
+  /** 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
+  synchronous: number;
+  foreignKeys: boolean;
+  busyTimeoutMs: number;
+}
+
+const DEFAULT_LOG_RETENTION = 10_000;
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+const DEFAULT_LOG_LIMIT = 1_000;
+
+const SQL = {
+  begin: 'BEGIN IMMEDIATE',
+  commit: 'COMMIT',
+  rollback: 'ROLLBACK',
+  insertFunction:
+    'INSERT INTO functions (name, record, revision_id, code_size, created_at) VALUES (?, ?, ?, ?, ?) ' +
+    'ON CONFLICT (name) DO NOTHING',
+  selectFunction: 'SELECT record FROM functions WHERE name = ?',
+  selectRevision: 'SELECT revision_id FROM functions WHERE name = ?',
+  updateFunction: 'UPDATE functions SET record = ?, revision_id = ?, code_size = ? WHERE name = ?',
+  deleteFunction: 'DELETE FROM functions WHERE name = ?',
+  deleteFunctionLogs: 'DELETE FROM logs WHERE function_name = ?',
+  deleteLogCount: 'DELETE FROM log_counts WHERE function_name = ?',
+  // '' sorts before every name, so it doubles as "no marker".
+  listFunctions: 'SELECT record FROM functions WHERE name > ? ORDER BY name LIMIT ?',
+  usage: 'SELECT count(*) AS function_count, coalesce(sum(code_size), 0) AS code_size FROM functions',
+  insertLog:
+    'INSERT INTO logs (function_name, log_stream, ts, request_id, message) VALUES (?, ?, ?, ?, ?)',
+  addLogCount:
+    'INSERT INTO log_counts (function_name, record_count) VALUES (?, ?) ' +
+    'ON CONFLICT (function_name) DO UPDATE SET record_count = record_count + excluded.record_count ' +
+    'RETURNING record_count',
+  trimOldestLogs:
+    'DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE function_name = ? ORDER BY seq LIMIT ?)',
+  setLogCount: 'UPDATE log_counts SET record_count = ? WHERE function_name = ?',
+  // Newest first so LIMIT keeps the newest; queryLogs reverses to ascending.
+  queryLogs:
+    'SELECT seq, function_name, log_stream, ts, request_id, message FROM logs ' +
+    'WHERE function_name = ? AND seq > ? AND ts >= ? ORDER BY seq DESC LIMIT ?',
+} as const;
+
+type Statements = Record<keyof typeof SQL, StatementSync>;
+
+export class SqliteStore implements Store {
+  readonly #db: DatabaseSync;
+  readonly #statements: Statements;
+  readonly #logRetentionPerFunction: number;
+  readonly #schemaVersion: number;
+
+  /** Opens (creating if needed) and migrates the database. */
+  static open(options: SqliteStoreOptions): SqliteStore {
+    const retention = options.logRetentionPerFunction ?? DEFAULT_LOG_RETENTION;
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(retention) || retention < 1) {
+      throw new RangeError(`logRetentionPerFunction must be a positive integer, got ${retention}`);
+    }
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
+    }
+    if (options.filePath !== ':memory:') mkdirSync(dirname(options.filePath), { recursive: true });
+
+    const db = new DatabaseSync(options.filePath);
+    try {
+      // busy_timeout first, so that switching to WAL waits for other connections' locks.
+      // WAL + synchronous=NORMAL: a commit survives a crash of this process (the WAL is in
+      // the OS page cache); only a power loss can drop the last transactions.
+      db.exec(`
+        PRAGMA busy_timeout = ${busyTimeoutMs};
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = NORMAL;
+        PRAGMA foreign_keys = ON;
+      `);
+      const schemaVersion = applyMigrations(db);
+      return new SqliteStore(db, retention, schemaVersion);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private constructor(db: DatabaseSync, logRetentionPerFunction: number, schemaVersion: number) {
+    this.#db = db;
+    this.#logRetentionPerFunction = logRetentionPerFunction;
+    this.#schemaVersion = schemaVersion;
+    const statements: Partial<Statements> = {};
+    for (const key of Object.keys(SQL) as (keyof typeof SQL)[]) statements[key] = db.prepare(SQL[key]);
+    this.#statements = statements as Statements;
+  }
+
+  async createFunction(record: FunctionRecord): Promise<void> {
+    const result = this.#live().insertFunction.run(
+      record.functionName,
+      JSON.stringify(record),
+      record.revisionId,
+      record.codeSizeBytes,
+      record.createdAtMs,
+    );
+    if (Number(result.changes) === 0) {
+      throw new ResourceConflictException(`Function already exist: ${record.functionName}`);
+    }
+  }
+
+  async getFunction(functionName: string): Promise<FunctionRecord | undefined> {
+    const row = this.#live().selectFunction.get(functionName);
+    return row === undefined ? undefined : parseRecord(row.record);
+  }
+
+  async listFunctions(options: { marker?: string; maxItems: number }): Promise<ListPage<FunctionRecord>> {
+    const { marker, maxItems } = options;
+    if (!Number.isSafeInteger(maxItems) || maxItems < 1) {
+      throw new InvalidParameterValueException(`MaxItems must be a positive integer, got ${maxItems}`);
+    }
+    const after = marker === undefined ? '' : decodeMarker(marker);
+    // One extra row tells whether another page follows.
+    const rows = this.#live().listFunctions.all(after, maxItems + 1);
+    const items = rows.slice(0, maxItems).map((row) => parseRecord(row.record));
+    const last = items.at(-1);
+    return rows.length > maxItems && last !== undefined
+      ? { items, nextMarker: encodeMarker(last.functionName) }
+      : { items };
+  }
+
+  async updateFunction(record: FunctionRecord, expectedRevisionId?: string): Promise<void> {
+    const s = this.#live();
+    this.#transaction(() => {
+      const row = s.selectRevision.get(record.functionName);
+      if (row === undefined) {
+        throw new ResourceNotFoundException(`Function not found: ${record.functionName}`);
+      }
+      if (expectedRevisionId !== undefined && row.revision_id !== expectedRevisionId) {
+        throw new PreconditionFailedException(
+          'The Revision Id provided does not match the latest Revision Id. ' +
+            'Call the GetFunction/GetAlias API to retrieve the latest Revision Id',
+        );
+      }
+      s.updateFunction.run(JSON.stringify(record), record.revisionId, record.codeSizeBytes, record.functionName);
+    });
+  }
+
+  async deleteFunction(functionName: string): Promise<boolean> {
+    const s = this.#live();
+    return this.#transaction(() => {
+      s.deleteFunctionLogs.run(functionName);
+      s.deleteLogCount.run(functionName);
+      return Number(s.deleteFunction.run(functionName).changes) > 0;
+    });
+  }
+
+  async usage(): Promise<{ functionCount: number; totalCodeSizeBytes: number }> {
+    const row = this.#live().usage.get();
+    return {
+      functionCount: toNumber(row?.function_count, 'function_count'),
+      totalCodeSizeBytes: toNumber(row?.code_size, 'code_size'),
+    };
+  }
+
+  async appendLogs(records: LogRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const s = this.#live();
+    const retention = this.#logRetentionPerFunction;
+    this.#transaction(() => {
+      const addedByFunction = new Map<string, number>();
+      for (const r of records) {
+        s.insertLog.run(r.functionName, r.logStream, r.timestampMs, r.requestId ?? null, r.message);
+        addedByFunction.set(r.functionName, (addedByFunction.get(r.functionName) ?? 0) + 1);
+      }
+      for (const [functionName, added] of addedByFunction) {
+        const count = toNumber(s.addLogCount.get(functionName, added)?.record_count, 'record_count');
+        if (count > retention) {
+          s.trimOldestLogs.run(functionName, count - retention);
+          s.setLogCount.run(retention, functionName);
+        }
+      }
+    });
+  }
+
+  async queryLogs(query: LogQuery): Promise<StoredLogRecord[]> {
+    const afterSeq = query.afterSeq ?? 0;
+    const sinceMs = query.sinceMs ?? Number.MIN_SAFE_INTEGER;
+    const limit = query.limit ?? DEFAULT_LOG_LIMIT;
+    if (!Number.isFinite(afterSeq)) throw new InvalidParameterValueException(`Invalid afterSeq: ${afterSeq}`);
+    if (!Number.isFinite(sinceMs)) throw new InvalidParameterValueException(`Invalid sinceMs: ${sinceMs}`);
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new InvalidParameterValueException(`limit must be a positive integer, got ${limit}`);
+    }
+    const rows = this.#live().queryLogs.all(query.functionName, afterSeq, sinceMs, limit);
+    const records: StoredLogRecord[] = [];
+    for (let i = rows.length - 1; i >= 0; i--) records.push(toStoredLog(rows[i]));
+    return records;
+  }
+
+  schemaVersion(): number {
+    return this.#schemaVersion;
+  }
+
+  /** Reads the connection's settings back from SQLite. */
+  pragmas(): SqlitePragmas {
+    this.#live();
+    const read = (name: string): SQLOutputValue => {
+      const row = this.#db.prepare(`PRAGMA ${name}`).get();
+      return row === undefined ? null : Object.values(row)[0];
+    };
+    return {
+      journalMode: String(read('journal_mode')),
+      synchronous: toNumber(read('synchronous'), 'synchronous'),
+      foreignKeys: read('foreign_keys') === 1,
+      busyTimeoutMs: toNumber(read('busy_timeout'), 'busy_timeout'),
+    };
+  }
+
+  /** Closes the database; later calls are no-ops, other methods then reject. */
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  #live(): Statements {
+    if (!this.#db.isOpen) throw new Error('SqliteStore is closed');
+    return this.#statements;
+  }
+
+  /** Runs `work` in BEGIN IMMEDIATE … COMMIT, rolling back if it throws. */
+  #transaction<T>(work: () => T): T {
+    const s = this.#statements;
+    s.begin.run();
+    try {
+      const result = work();
+      s.commit.run();
+      return result;
+    } catch (err) {
+      // SQLite rolls back by itself after some errors (e.g. SQLITE_FULL).
+      if (this.#db.isTransaction) s.rollback.run();
+      throw err;
+    }
+  }
+}
+
+// The marker is opaque to callers: base64url of a small JSON object, so that a marker from
+// elsewhere (or a hand-edited one) is recognised as invalid instead of silently misread.
+function encodeMarker(lastName: string): string {
+  return Buffer.from(JSON.stringify({ after: lastName }), 'utf8').toString('base64url');
+}
+
+function decodeMarker(marker: string): string {
+  const decoded = Buffer.from(marker, 'base64url');
+  let parsed: unknown;
+  try {
+    if (marker === '' || decoded.toString('base64url') !== marker) throw new Error('not base64url');
+    parsed = JSON.parse(decoded.toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || !('after' in parsed) || typeof parsed.after !== 'string') {
+    throw new InvalidParameterValueException(
+      'Invalid Marker: pass the NextMarker returned by a previous ListFunctions call',
+    );
+  }
+  return parsed.after;
+}
+
+function parseRecord(value: SQLOutputValue): FunctionRecord {
+  if (typeof value !== 'string') throw new TypeError('functions.record is not text');
+  return JSON.parse(value) as FunctionRecord;
+}
+
+function toStoredLog(row: Record<string, SQLOutputValue>): StoredLogRecord {
+  const record: StoredLogRecord = {
+    seq: toNumber(row.seq, 'seq'),
+    functionName: String(row.function_name),
+    logStream: String(row.log_stream),
+    timestampMs: toNumber(row.ts, 'ts'),
+    message: String(row.message),
+  };
+  // Absent, not undefined, so records round-trip under deepStrictEqual.
+  if (typeof row.request_id === 'string') record.requestId = row.request_id;
+  return record;
+}
+
+function toNumber(value: SQLOutputValue | undefined, column: string): number {
+  if (typeof value !== 'number') throw new TypeError(`Expected a number in ${column}, got ${typeof value}`);
+  return value;
+}
