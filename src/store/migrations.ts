@@ -57,6 +57,21 @@ export const migrations: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    name: 'resources',
+    // Generic keyed records (JSON) for the domain's smaller resources: versions, aliases,
+    // layers, URL configs, concurrency and invoke configs. One table, so subsystems can
+    // add kinds without schema changes; (kind, key) orders lists.
+    up: `
+      CREATE TABLE resources (
+        kind   TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** The schema cannot be brought to the version this code expects. */

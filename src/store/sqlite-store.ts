@@ -18,7 +18,7 @@ import {
 } from '../errors/index.ts';
 import type { FunctionRecord } from '../functions/index.ts';
 import { applyMigrations } from './migrations.ts';
-import type { ListPage, LogQuery, LogRecord, Store, StoredLogRecord } from './types.ts';
+import type { ListPage, LogQuery, LogRecord, ResourceRecord, Store, StoredLogRecord } from './types.ts';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` (tests). Missing parent directories are created. */
@@ -71,6 +71,13 @@ const SQL = {
   queryLogs:
     'SELECT seq, function_name, log_stream, ts, request_id, message FROM logs ' +
     'WHERE function_name = ? AND seq > ? AND ts >= ? ORDER BY seq DESC LIMIT ?',
+  putResource: 'INSERT INTO resources (kind, key, record) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET record = excluded.record',
+  insertResource: 'INSERT INTO resources (kind, key, record) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO NOTHING',
+  getResource: 'SELECT record FROM resources WHERE kind = ? AND key = ?',
+  // Keys from `after` (exclusive) that start with the prefix: substr compare keeps it exact.
+  listResources: 'SELECT key, record FROM resources WHERE kind = ? AND key > ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?',
+  deleteResource: 'DELETE FROM resources WHERE kind = ? AND key = ?',
+  deleteResources: 'DELETE FROM resources WHERE kind = ? AND substr(key, 1, ?) = ?',
 } as const;
 
 type Statements = Record<keyof typeof SQL, StatementSync>;
@@ -223,6 +230,40 @@ export class SqliteStore implements Store {
     return records;
   }
 
+  async putResource(kind: string, key: string, record: unknown, options?: { ifAbsent?: boolean }): Promise<boolean> {
+    const s = this.#live();
+    const json = JSON.stringify(record);
+    if (options?.ifAbsent) return Number(s.insertResource.run(kind, key, json).changes) > 0;
+    s.putResource.run(kind, key, json);
+    return true;
+  }
+
+  async getResource<T>(kind: string, key: string): Promise<T | undefined> {
+    const row = this.#live().getResource.get(kind, key);
+    return row === undefined ? undefined : (JSON.parse(String(row.record)) as T);
+  }
+
+  async listResources<T>(kind: string, options: { prefix?: string; marker?: string; maxItems?: number } = {}): Promise<ListPage<ResourceRecord<T>>> {
+    const prefix = options.prefix ?? '';
+    const maxItems = options.maxItems ?? 10_000;
+    if (!Number.isSafeInteger(maxItems) || maxItems < 1) {
+      throw new InvalidParameterValueException(`MaxItems must be a positive integer, got ${maxItems}`);
+    }
+    const after = options.marker === undefined ? '' : decodeMarker(options.marker);
+    const rows = this.#live().listResources.all(kind, after, prefix.length, prefix, maxItems + 1);
+    const items = rows.slice(0, maxItems).map((row) => ({ key: String(row.key), record: JSON.parse(String(row.record)) as T }));
+    const last = items.at(-1);
+    return rows.length > maxItems && last !== undefined ? { items, nextMarker: encodeMarker(last.key) } : { items };
+  }
+
+  async deleteResource(kind: string, key: string): Promise<boolean> {
+    return Number(this.#live().deleteResource.run(kind, key).changes) > 0;
+  }
+
+  async deleteResources(kind: string, prefix: string): Promise<number> {
+    return Number(this.#live().deleteResources.run(kind, prefix.length, prefix).changes);
+  }
+
   schemaVersion(): number {
     return this.#schemaVersion;
   }
@@ -285,7 +326,7 @@ function decodeMarker(marker: string): string {
   }
   if (typeof parsed !== 'object' || parsed === null || !('after' in parsed) || typeof parsed.after !== 'string') {
     throw new InvalidParameterValueException(
-      'Invalid Marker: pass the NextMarker returned by a previous ListFunctions call',
+      'Invalid Marker: pass the NextMarker returned by the previous call of the same List operation',
     );
   }
   return parsed.after;

@@ -67,7 +67,29 @@ export interface LogStore {
   queryLogs(query: LogQuery): Promise<StoredLogRecord[]>;
 }
 
-export interface Store extends FunctionStore, LogStore {
+/** One stored resource of a kind (a layer version, an alias, a URL config...). */
+export interface ResourceRecord<T> {
+  key: string;
+  record: T;
+}
+
+/**
+ * A generic keyed store for the domain's smaller resources, so that each subsystem can
+ * keep its records without a schema change of its own. Records are JSON. Keys sort as
+ * strings: pad numbers (e.g. `my-fn/0000000042`) so they list in numeric order.
+ */
+export interface ResourceStore {
+  /** Stores a record. With `ifAbsent`, changes nothing and returns false if the key exists. */
+  putResource(kind: string, key: string, record: unknown, options?: { ifAbsent?: boolean }): Promise<boolean>;
+  getResource<T>(kind: string, key: string): Promise<T | undefined>;
+  /** Records of a kind whose key starts with `prefix`, in key order; `marker` is a previous nextMarker. */
+  listResources<T>(kind: string, options?: { prefix?: string; marker?: string; maxItems?: number }): Promise<ListPage<ResourceRecord<T>>>;
+  deleteResource(kind: string, key: string): Promise<boolean>;
+  /** Deletes every record of a kind whose key starts with `prefix`; returns how many. */
+  deleteResources(kind: string, prefix: string): Promise<number>;
+}
+
+export interface Store extends FunctionStore, LogStore, ResourceStore {
   /** Current schema version after migrations. */
   schemaVersion(): number;
   close(): Promise<void>;

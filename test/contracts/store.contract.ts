@@ -383,6 +383,41 @@ export function runStoreContract(
       });
     });
 
+    describe('resources', () => {
+      it('puts, gets, overwrites and deletes a keyed record', async () => {
+        assert.equal(await store.putResource('alias', 'fn/live', { v: 1, nested: { a: [1, 2] } }), true);
+        assert.deepEqual(await store.getResource('alias', 'fn/live'), { v: 1, nested: { a: [1, 2] } });
+        assert.equal(await store.getResource('other-kind', 'fn/live'), undefined);
+        await store.putResource('alias', 'fn/live', { v: 2 });
+        assert.deepEqual(await store.getResource('alias', 'fn/live'), { v: 2 });
+        assert.equal(await store.deleteResource('alias', 'fn/live'), true);
+        assert.equal(await store.deleteResource('alias', 'fn/live'), false);
+        assert.equal(await store.getResource('alias', 'fn/live'), undefined);
+      });
+
+      it('ifAbsent refuses to overwrite', async () => {
+        assert.equal(await store.putResource('layer', 'l/1', { first: true }, { ifAbsent: true }), true);
+        assert.equal(await store.putResource('layer', 'l/1', { first: false }, { ifAbsent: true }), false);
+        assert.deepEqual(await store.getResource('layer', 'l/1'), { first: true });
+      });
+
+      it('lists by prefix in key order, paged, and deletes by prefix', async () => {
+        for (const key of ['b/0002', 'a/0001', 'b/0001', 'b/0010', 'bb/0001']) await store.putResource('version', key, { key });
+        const all = await store.listResources<{ key: string }>('version', { prefix: 'b/' });
+        assert.deepEqual(all.items.map((i) => i.key), ['b/0001', 'b/0002', 'b/0010']);
+        assert.equal(all.nextMarker, undefined);
+        const first = await store.listResources('version', { prefix: 'b/', maxItems: 2 });
+        assert.deepEqual(first.items.map((i) => i.key), ['b/0001', 'b/0002']);
+        assert.ok(first.nextMarker);
+        const second = await store.listResources('version', { prefix: 'b/', maxItems: 2, marker: first.nextMarker });
+        assert.deepEqual(second.items.map((i) => i.key), ['b/0010']);
+        assert.equal(second.nextMarker, undefined);
+        await rejectsWith(store.listResources('version', { marker: 'garbage' }), InvalidParameterValueException, /Invalid Marker/);
+        assert.equal(await store.deleteResources('version', 'b/'), 3);
+        assert.deepEqual((await store.listResources('version')).items.map((i) => i.key), ['a/0001', 'bb/0001']);
+      });
+    });
+
     describe('close', () => {
       it('is idempotent, and later calls reject', async () => {
         const other = await makeStore();
