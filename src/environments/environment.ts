@@ -23,7 +23,7 @@ import type { EnvironmentSpec, FunctionLogSink, InvokeRequest, InvokeResult, Inv
 import { RuntimeApiServer, accepted, errorReply, type RuntimeApiCore, type RuntimeApiReply } from './runtime-api-server.ts';
 import type { SandboxSupervisor, HostDirs } from './sandbox.ts';
 import { buildLambdaEnvironment } from './lambda-env-vars.ts';
-import { treeMemory } from './process-tree.ts';
+import { TreeMemoryReader } from './process-tree.ts';
 import type { MemoryMonitor, MemoryWatched } from './memory-monitor.ts';
 import { LogCollector } from './log-collector.ts';
 import * as lines from './platform-log-lines.ts';
@@ -91,6 +91,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
   #killedFor: 'oom' | 'timeout' | 'stop' | undefined;
   /** Highest tree memory seen, in KiB (Lambda's Max Memory Used is per environment). */
   #peakKb = 0;
+  #memory: TreeMemoryReader | undefined;
   #exited: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   lastUsedAt = Date.now();
@@ -111,8 +112,8 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
     return this.#machine.state;
   }
 
-  get rootPid(): number | undefined {
-    return this.#child?.pid;
+  readRssKb(): number | undefined {
+    return this.#memory?.read().rssKb;
   }
 
   /** Runs Init: starts the runtime and waits for its first `/next` (or its failure). */
@@ -160,6 +161,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
     const env = buildLambdaEnvironment(spec, seen, runtimeApi, this.logStream, launcherEnv);
     const child = sandbox.spawn({ command, args, env, dirs: this.#dirs, readOnlyPaths });
     this.#child = child;
+    if (child.pid !== undefined) this.#memory = new TreeMemoryReader(child.pid);
     child.stdout!.on('data', (chunk: Buffer) => this.#logs.onOutput('stdout', chunk));
     child.stderr!.on('data', (chunk: Buffer) => this.#logs.onOutput('stderr', chunk));
     this.#exited = new Promise<void>((resolve) => {
@@ -393,12 +395,15 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
     const { requestId } = current.request;
     // Read while the process still exists (a timeout kill follows). Past an OOM kill the
     // tree is gone: Lambda reports the whole MemorySize as used.
-    const pid = this.#child?.pid;
-    const peakKb = this.#killedFor === 'oom' ? this.memoryLimitKb : Math.max(this.#peakKb, pid === undefined ? 0 : treeMemory(pid).peakKb);
+    const peakKb = this.#killedFor === 'oom' ? this.memoryLimitKb : Math.max(this.#peakKb, this.#memory?.read().peakKb ?? 0);
     this.#peakKb = peakKb;
+    const billed = lines.billedDurationMs(durationMs);
+    const maxMemoryUsedMb = Math.min(this.spec.memoryMb, Math.max(1, Math.round(peakKb / 1024)));
+    const result: InvokeResult = { outcome, requestId, durationMs, billedDurationMs: billed, maxMemoryUsedMb, initDurationMs: current.initDurationMs };
+    const wantTail = current.request.wantLogTail;
+    // Without a log tail to return, the caller need not wait for END and REPORT.
+    if (!wantTail) current.resolve(result);
     setImmediate(() => {
-      const billed = lines.billedDurationMs(durationMs);
-      const maxMemoryUsedMb = Math.min(this.spec.memoryMb, Math.max(1, Math.round(peakKb / 1024)));
       this.#logs.platform(lines.endLine(requestId));
       this.#logs.platform(
         lines.reportLine({
@@ -413,15 +418,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
         }),
       );
       const logTail = this.#logs.endInvoke();
-      current.resolve({
-        outcome,
-        requestId,
-        durationMs,
-        billedDurationMs: billed,
-        maxMemoryUsedMb,
-        initDurationMs: current.initDurationMs,
-        logTail,
-      });
+      if (wantTail) current.resolve({ ...result, logTail });
     });
   }
 
@@ -493,6 +490,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
     this.#parkedNext?.destroy();
     this.#parkedNext = undefined;
     this.#logs.flush();
+    this.#memory?.close();
     await this.#api.close();
     await rm(path.join(this.#deps.workRoot, this.id), { recursive: true, force: true });
     this.#machine.transition('stopped');

@@ -3,11 +3,9 @@
  * when its process tree goes past MemorySize (Lambda then kills the sandbox and reports
  * Runtime.OutOfMemory). One timer for all environments, running only while some are busy.
  */
-import { treeMemory } from './process-tree.ts';
-
 export interface MemoryWatched {
-  /** Root pid of the process tree, when running. */
-  readonly rootPid: number | undefined;
+  /** Current resident set of the tree in KiB, when running. */
+  readRssKb(): number | undefined;
   readonly memoryLimitKb: number;
   overMemoryLimit(rssKb: number): void;
 }
@@ -39,9 +37,8 @@ export class MemoryMonitor {
 
   #tick(): void {
     for (const target of this.#watched) {
-      if (target.rootPid === undefined) continue;
-      const { rssKb } = treeMemory(target.rootPid);
-      if (rssKb > target.memoryLimitKb) target.overMemoryLimit(rssKb);
+      const rssKb = target.readRssKb();
+      if (rssKb !== undefined && rssKb > target.memoryLimitKb) target.overMemoryLimit(rssKb);
     }
   }
 

@@ -44,6 +44,8 @@ export class FunctionService {
   readonly #o: FunctionServiceOptions;
   readonly #cache = new Map<string, FunctionRecord>();
   readonly #codeDirs = new Map<string, string>();
+  /** Specs by RevisionId: a record never changes without a new RevisionId. */
+  readonly #specs = new Map<string, EnvironmentSpec>();
 
   constructor(options: FunctionServiceOptions) {
     this.#o = options;
@@ -163,6 +165,15 @@ export class FunctionService {
 
   /** What an invoke of this record runs: the environment spec, with its code extracted. */
   async environmentSpec(record: FunctionRecord): Promise<EnvironmentSpec> {
+    const cached = this.#specs.get(record.revisionId);
+    if (cached) return cached;
+    if (this.#specs.size > 1000) this.#specs.clear();
+    const spec = await this.#buildSpec(record);
+    this.#specs.set(record.revisionId, spec);
+    return spec;
+  }
+
+  async #buildSpec(record: FunctionRecord): Promise<EnvironmentSpec> {
     const hex = Buffer.from(record.codeSha256, 'base64').toString('hex');
     let codeDir = this.#codeDirs.get(hex);
     if (!codeDir) {

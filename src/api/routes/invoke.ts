@@ -23,7 +23,8 @@ export interface InvokeRoutesDeps extends FunctionRoutesDeps {
 /** An X-Ray trace header, as Lambda passes one to every invocation. */
 function newTraceId(): string {
   const epochHex = Math.floor(Date.now() / 1000).toString(16);
-  return `Root=1-${epochHex}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=0;Lineage=1:${randomBytes(4).toString('hex')}:0`;
+  const hex = randomBytes(24).toString('hex');
+  return `Root=1-${epochHex}-${hex.slice(0, 24)};Parent=${hex.slice(24, 40)};Sampled=0;Lineage=1:${hex.slice(40, 48)}:0`;
 }
 
 function decodeClientContext(raw: string | undefined): string | undefined {
