@@ -15,6 +15,7 @@ import { FileArtifactStore } from './artifacts/file-artifact-store.ts';
 import { LocalLauncherResolver } from './runtimes/launcher-resolver.ts';
 import { createSandbox, type SandboxSupervisor } from './environments/sandbox.ts';
 import { Invoker } from './invoker/invoker.ts';
+import { InvocationService } from './invoker/invocation-service.ts';
 import { FunctionService } from './functions/function-service.ts';
 import { BatchingLogSink } from './logs/batching-log-sink.ts';
 import { ApiServer } from './api/http.ts';
@@ -84,11 +85,12 @@ export class NimbusServer {
       accountId: config.accountId,
       onChanged: (name) => void this.#invoker.retireFunction(name),
     });
+    const invocations = new InvocationService(functions, this.#invoker);
     const common = { functions, region: config.region, accountId: config.accountId, baseUrl: () => this.#url };
     this.#api = new ApiServer(
       [
         ...functionRoutes(common),
-        ...invokeRoutes({ ...common, invoker: this.#invoker }),
+        ...invokeRoutes({ ...common, invocations }),
         ...accountRoutes({ store: this.#store, accountConcurrencyLimit: config.accountConcurrencyLimit }),
         ...nimbusRoutes({
           ...common,

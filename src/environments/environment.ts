@@ -140,8 +140,8 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
   async #start(): Promise<void> {
     const { spec, sandbox, launcher, workRoot } = this.#deps;
     const root = path.join(workRoot, this.id);
-    this.#dirs = { codeDir: spec.codeDir, optDir: path.join(root, 'opt'), tmpDir: path.join(root, 'tmp') };
-    await Promise.all([mkdir(this.#dirs.optDir, { recursive: true }), mkdir(this.#dirs.tmpDir, { recursive: true })]);
+    this.#dirs = { codeDir: spec.codeDir, optDir: spec.layersDir ?? path.join(root, 'opt'), tmpDir: path.join(root, 'tmp') };
+    await Promise.all([spec.layersDir ? undefined : mkdir(this.#dirs.optDir, { recursive: true }), mkdir(this.#dirs.tmpDir, { recursive: true })]);
     const runtimeApi = await this.#api.listen();
     const seen = sandbox.paths(this.#dirs);
 

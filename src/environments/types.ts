@@ -22,6 +22,11 @@ export interface EnvironmentSpec {
   variables: Record<string, string>;
   /** Host path of the extracted code. */
   codeDir: string;
+  /**
+   * Host path of the function's layers merged into one tree (read-only), seen as /opt.
+   * Absent: the environment gets an empty /opt.
+   */
+  layersDir?: string;
   logFormat: 'Text' | 'JSON';
   logGroup: string;
   applicationLogLevel?: string;

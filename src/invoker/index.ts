@@ -1,1 +1,2 @@
 export * from './invoker.ts';
+export * from './invocation-service.ts';

@@ -191,18 +191,25 @@ export class LocalLauncherResolver implements LauncherResolver {
     const wanted = info.languageVersion ?? '';
     const override = this.#override(runtimeId);
     let candidate: string | undefined;
+    let probe: PythonProbe | undefined;
     if (override !== undefined) {
       candidate = await this.#overridePath(runtimeId, override);
+      probe = await this.#probePython(candidate);
     } else {
-      candidate = (await this.#findOnPath(`python${wanted}`)) ?? (await this.#findOnPath('python3'));
+      // An exact `python3.12` first; version managers (pyenv) may leave shims on PATH for
+      // versions that are not active, so a candidate that fails to run is skipped.
+      for (const command of [`python${wanted}`, 'python3']) {
+        candidate = await this.#findOnPath(command);
+        probe = candidate === undefined ? undefined : await this.#probePython(candidate).catch(() => undefined);
+        if (probe) break;
+      }
     }
-    if (candidate === undefined) {
+    if (candidate === undefined || probe === undefined) {
       throw new InvalidParameterValueException(
         `Runtime ${runtimeId} needs a Python ${wanted} interpreter, which is not installed on this machine: ` +
           'install it (e.g. apt-get install python3) or point the runtime at an interpreter in the Nimbus config file.',
       );
     }
-    const probe = await this.#probePython(candidate);
     const interpreter: ResolvedInterpreter = {
       runtimeId,
       // sys.executable is the real interpreter behind shims (pyenv) and symlinks.

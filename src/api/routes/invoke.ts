@@ -3,10 +3,9 @@
  * DryRun. The status never reflects a function error: a failed function answers 200
  * with `X-Amz-Function-Error: Unhandled` and the error object as payload.
  */
-import { randomUUID, randomBytes } from 'node:crypto';
 import { InvalidParameterValueException, InvalidRequestContentException } from '../../errors/platform-errors.ts';
 import type { FunctionService } from '../../functions/function-service.ts';
-import type { Invoker } from '../../invoker/invoker.ts';
+import type { InvocationService } from '../../invoker/invocation-service.ts';
 import type { Route } from '../http.ts';
 import { functionRef, type FunctionRoutesDeps } from './functions.ts';
 
@@ -17,14 +16,7 @@ const maxClientContextBytes = 3583;
 
 export interface InvokeRoutesDeps extends FunctionRoutesDeps {
   functions: FunctionService;
-  invoker: Invoker;
-}
-
-/** An X-Ray trace header, as Lambda passes one to every invocation. */
-function newTraceId(): string {
-  const epochHex = Math.floor(Date.now() / 1000).toString(16);
-  const hex = randomBytes(24).toString('hex');
-  return `Root=1-${epochHex}-${hex.slice(0, 24)};Parent=${hex.slice(24, 40)};Sampled=0;Lineage=1:${hex.slice(40, 48)}:0`;
+  invocations: InvocationService;
 }
 
 function decodeClientContext(raw: string | undefined): string | undefined {
@@ -43,7 +35,7 @@ function decodeClientContext(raw: string | undefined): string | undefined {
 }
 
 export function invokeRoutes(deps: InvokeRoutesDeps): Route[] {
-  const { functions, invoker } = deps;
+  const { functions, invocations } = deps;
   return [
     {
       method: 'POST',
@@ -72,17 +64,15 @@ export function invokeRoutes(deps: InvokeRoutesDeps): Route[] {
         const clientContext = decodeClientContext(ctx.header('x-amz-client-context'));
         if (invocationType === 'DryRun') return { status: 204, headers: { 'X-Amz-Executed-Version': record.version } };
 
-        const spec = await functions.environmentSpec(record);
-        const result = await invoker.invoke(spec, {
-          requestId: randomUUID(),
-          payload: payload.length === 0 ? Buffer.from('{}') : payload,
-          invokedFunctionArn: functions.arn(ref.functionName, ref.qualifier),
-          traceId: newTraceId(),
+        const result = await invocations.invoke({
+          functionName: ref.functionName,
+          qualifier: ref.qualifier,
+          payload,
           clientContext,
           wantLogTail: logType === 'Tail',
         });
         const headers: Record<string, string> = {
-          'X-Amz-Executed-Version': record.version,
+          'X-Amz-Executed-Version': result.executedVersion,
           'Content-Type': 'application/json',
         };
         const { outcome } = result;
