@@ -9,6 +9,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from './config/resolved-config.ts';
 import type { Logger } from './logging/logger.ts';
+import { InvalidParameterValueException } from './errors/platform-errors.ts';
 import { StateMachine } from './lifecycle/state-machine.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { FileArtifactStore } from './artifacts/file-artifact-store.ts';
@@ -83,6 +84,14 @@ export class NimbusServer {
       logger,
       region: config.region,
       accountId: config.accountId,
+      layers: {
+        // Replaced by the layer service (issue 3): until then a function has no layers.
+        validate: async (value) => {
+          if (Array.isArray(value) && value.length === 0) return [];
+          throw new InvalidParameterValueException('Layers are not available in this Nimbus version.');
+        },
+        mergedDir: async () => undefined,
+      },
       onChanged: (name) => void this.#invoker.retireFunction(name),
     });
     const invocations = new InvocationService(functions, this.#invoker);

@@ -34,6 +34,8 @@ export interface EnvironmentSpec {
   region: string;
   architecture: string;
   initializationType: InitializationType;
+  /** Invokes one environment serves at once: 1 on demand, more on managed instances. */
+  maxConcurrency: number;
   /** Identifies the configuration this environment was built from (RevisionId). */
   revisionId: string;
 }

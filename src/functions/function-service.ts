@@ -31,8 +31,24 @@ export interface FunctionServiceOptions {
   logger: Logger;
   region: string;
   accountId: string;
+  /** Resolves and merges a function's Layers. */
+  layers: LayerResolver;
   /** Called after a function's code or configuration changed or it was deleted. */
   onChanged: (functionName: string) => void;
+}
+
+/**
+ * The layer seam the function domain needs: validating a function's `Layers` and the
+ * merged /opt tree an environment mounts.
+ */
+export interface LayerResolver {
+  /**
+   * Checks a `Layers` request value (at most 5 layer version ARNs that exist and suit the
+   * runtime and architecture) and returns the ARNs in order; throws AWS-shaped errors.
+   */
+  validate(value: unknown, runtime: string, architecture: string): Promise<string[]>;
+  /** Host path of the layers merged in order (later ones win), or undefined for none. */
+  mergedDir(layerVersionArns: string[]): Promise<string | undefined>;
 }
 
 /** The request bodies of CreateFunction, UpdateFunctionCode and UpdateFunctionConfiguration. */
@@ -97,9 +113,8 @@ export class FunctionService {
       tracingMode: check.checkTracingMode(input.TracingConfig),
       tags: check.checkTags(input.Tags),
     };
-    if (input.Layers !== undefined && (!Array.isArray(input.Layers) || input.Layers.length > 0)) {
-      throw new InvalidParameterValueException('Layers are not available yet in this Nimbus version.');
-    }
+    const layers = await this.#o.layers.validate(input.Layers ?? [], runtime, base.architectures[0]!);
+    const managedInstances = check.checkCapacityProviderConfig(input.CapacityProviderConfig);
     if (this.#cache.has(name) || (await this.#o.store.getFunction(name))) throw new ResourceConflictException(`Function already exist: ${name}`);
     const artifact = await this.#o.artifacts.putZip(this.#zipFrom(input.Code));
     const now = this.#o.clock.now();
@@ -116,7 +131,8 @@ export class FunctionService {
       revisionId: randomUUID(),
       state: 'Active',
       lastUpdateStatus: 'Successful',
-      layers: [],
+      layers,
+      ...(managedInstances ? { managedInstances } : {}),
       createdAtMs: now.getTime(),
     };
     await this.#o.store.createFunction(record);
@@ -147,8 +163,8 @@ export class FunctionService {
     if (input.EphemeralStorage !== undefined) changes.ephemeralStorageMb = check.checkEphemeralStorage(input.EphemeralStorage);
     if (input.LoggingConfig !== undefined) changes.loggingConfig = check.checkLoggingConfig(input.LoggingConfig, current.functionName);
     if (input.TracingConfig !== undefined) changes.tracingMode = check.checkTracingMode(input.TracingConfig);
-    if (input.Layers !== undefined && (!Array.isArray(input.Layers) || input.Layers.length > 0)) {
-      throw new InvalidParameterValueException('Layers are not available yet in this Nimbus version.');
+    if (input.Layers !== undefined) {
+      changes.layers = await this.#o.layers.validate(input.Layers, runtime, current.architectures[0]!);
     }
     this.#checkRevision(current, input.RevisionId);
     return this.#save(current, changes);
@@ -195,9 +211,11 @@ export class FunctionService {
       logGroup: record.loggingConfig.logGroup,
       applicationLogLevel: record.loggingConfig.applicationLogLevel,
       systemLogLevel: record.loggingConfig.systemLogLevel,
+      layersDir: await this.#o.layers.mergedDir(record.layers),
       region: this.#o.region,
       architecture: record.architectures[0] ?? 'x86_64',
-      initializationType: 'on-demand',
+      initializationType: record.managedInstances ? 'lambda-managed-instances' : 'on-demand',
+      maxConcurrency: record.managedInstances?.maxConcurrency ?? 1,
       revisionId: record.revisionId,
     };
   }

@@ -42,6 +42,11 @@ export interface FunctionRecord {
   tracingMode: 'PassThrough' | 'Active';
   layers: string[];
   tags: Record<string, string>;
+  /**
+   * Lambda Managed Instances: environments serve several invokes at once
+   * (CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig).
+   */
+  managedInstances?: { capacityProviderArn: string; maxConcurrency: number };
   /** Epoch ms of creation, for stable listing order. */
   createdAtMs: number;
 }

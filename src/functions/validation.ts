@@ -138,3 +138,21 @@ export function checkTags(value: unknown): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * Lambda Managed Instances configuration: a capacity provider ARN and how many invokes
+ * one execution environment serves at once (PerExecutionEnvironmentMaxConcurrency, 1-64).
+ */
+export function checkCapacityProviderConfig(value: unknown): { capacityProviderArn: string; maxConcurrency: number } | undefined {
+  if (value === undefined || value === null) return undefined;
+  const lmi = (value as { LambdaManagedInstancesCapacityProviderConfig?: Record<string, unknown> }).LambdaManagedInstancesCapacityProviderConfig;
+  if (typeof lmi !== 'object' || lmi === null) {
+    throw new InvalidParameterValueException('CapacityProviderConfig must hold LambdaManagedInstancesCapacityProviderConfig.');
+  }
+  const arn = checkString(lmi.CapacityProviderArn, 'capacityProviderConfig.lambdaManagedInstancesCapacityProviderConfig.capacityProviderArn');
+  const maxConcurrency =
+    lmi.PerExecutionEnvironmentMaxConcurrency === undefined
+      ? 16
+      : checkInteger(lmi.PerExecutionEnvironmentMaxConcurrency, 'capacityProviderConfig.lambdaManagedInstancesCapacityProviderConfig.perExecutionEnvironmentMaxConcurrency', 1, 64);
+  return { capacityProviderArn: arn, maxConcurrency };
+}
