@@ -21,6 +21,7 @@ import { FunctionService } from './functions/function-service.ts';
 import { BatchingLogSink } from './logs/batching-log-sink.ts';
 import { ApiServer } from './api/http.ts';
 import { functionRoutes } from './api/routes/functions.ts';
+import { versionRoutes } from './api/routes/versions.ts';
 import { invokeRoutes } from './api/routes/invoke.ts';
 import { accountRoutes } from './api/routes/account.ts';
 import { nimbusRoutes } from './api/routes/nimbus.ts';
@@ -99,6 +100,7 @@ export class NimbusServer {
     this.#api = new ApiServer(
       [
         ...functionRoutes(common),
+        ...versionRoutes(common),
         ...invokeRoutes({ ...common, invocations }),
         ...accountRoutes({ store: this.#store, accountConcurrencyLimit: config.accountConcurrencyLimit }),
         ...nimbusRoutes({

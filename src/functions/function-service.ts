@@ -22,6 +22,8 @@ import type { EnvironmentSpec } from '../environments/types.ts';
 import type { FunctionRecord } from './types.ts';
 import { functionArn, lambdaTimestamp, plainFunctionNamePattern, type FunctionRef } from './arn.ts';
 import * as check from './validation.ts';
+import { FunctionVersions } from './versions.ts';
+import { FunctionAliases } from './aliases.ts';
 
 export interface FunctionServiceOptions {
   store: Store;
@@ -63,8 +65,19 @@ export class FunctionService {
   /** Specs by RevisionId: a record never changes without a new RevisionId. */
   readonly #specs = new Map<string, EnvironmentSpec>();
 
+  readonly versions: FunctionVersions;
+  readonly aliases: FunctionAliases;
+  readonly #deletedListeners: Array<(functionName: string) => Promise<void>> = [];
+
   constructor(options: FunctionServiceOptions) {
     this.#o = options;
+    this.versions = new FunctionVersions(options.store, options.clock);
+    this.aliases = new FunctionAliases(options.store, (fn, v) => this.versionExists(fn, v));
+  }
+
+  /** Other subsystems drop what they keep for a function when it is deleted. */
+  onDeleted(listener: (functionName: string) => Promise<void>): void {
+    this.#deletedListeners.push(listener);
   }
 
   arn(functionName: string, qualifier?: string): string {
@@ -75,15 +88,75 @@ export class FunctionService {
     return new ResourceNotFoundException(`Function not found: ${this.arn(functionName, qualifier)}`);
   }
 
-  /** The `$LATEST` record, or ResourceNotFoundException. Qualifiers other than $LATEST come with versions. */
+  /**
+   * The record a reference names: `$LATEST` (no qualifier), a published version, or the
+   * version an alias points to (its primary version). ResourceNotFoundException otherwise.
+   */
   async get(ref: FunctionRef): Promise<FunctionRecord> {
-    if (ref.qualifier !== undefined && ref.qualifier !== LATEST) throw this.notFound(ref.functionName, ref.qualifier);
+    const latest = await this.#latest(ref);
+    const q = ref.qualifier;
+    if (q === undefined || q === LATEST) return latest;
+    if (/^[0-9]+$/.test(q)) {
+      const version = await this.versions.get(ref.functionName, q);
+      if (!version) throw this.notFound(ref.functionName, q);
+      return version;
+    }
+    const alias = await this.aliases.get(ref.functionName, q);
+    if (!alias) throw this.notFound(ref.functionName, q);
+    return this.#version(ref.functionName, alias.functionVersion, latest);
+  }
+
+  /** What an invoke of `ref` runs: through an alias, a version picked by the routing weights. */
+  async resolveForInvoke(ref: FunctionRef): Promise<FunctionRecord> {
+    const q = ref.qualifier;
+    if (q === undefined || q === LATEST || /^[0-9]+$/.test(q)) return this.get(ref);
+    const latest = await this.#latest(ref);
+    const alias = await this.aliases.get(ref.functionName, q);
+    if (!alias) throw this.notFound(ref.functionName, q);
+    return this.#version(ref.functionName, FunctionAliases.pickVersion(alias), latest);
+  }
+
+  /** Only `$LATEST` can change: versions are immutable. */
+  async #unqualified(ref: FunctionRef): Promise<FunctionRecord> {
+    if (ref.qualifier !== undefined && ref.qualifier !== LATEST) {
+      throw new InvalidParameterValueException(`Only the $LATEST version can be updated; ${this.arn(ref.functionName, ref.qualifier)} is immutable.`);
+    }
+    return this.#latest(ref);
+  }
+
+  async #latest(ref: FunctionRef): Promise<FunctionRecord> {
     const cached = this.#cache.get(ref.functionName);
     if (cached) return cached;
     const record = await this.#o.store.getFunction(ref.functionName);
     if (!record) throw this.notFound(ref.functionName, ref.qualifier);
     this.#cache.set(ref.functionName, record);
     return record;
+  }
+
+  async #version(functionName: string, version: string, latest: FunctionRecord): Promise<FunctionRecord> {
+    if (version === LATEST) return latest;
+    const record = await this.versions.get(functionName, version);
+    if (!record) throw this.notFound(functionName, version);
+    return record;
+  }
+
+  /** PublishVersion, with Lambda's CodeSha256 and RevisionId preconditions. */
+  async publishVersion(ref: FunctionRef, input: WireInput): Promise<FunctionRecord> {
+    const latest = await this.#latest(ref);
+    if (input.CodeSha256 !== undefined && input.CodeSha256 !== latest.codeSha256) {
+      throw new InvalidParameterValueException(
+        `CodeSHA256 (${String(input.CodeSha256)}) is different from current CodeSHA256 in $LATEST (${latest.codeSha256}). Please try again.`,
+      );
+    }
+    this.#checkRevision(latest, input.RevisionId);
+    const description = input.Description === undefined ? undefined : check.checkDescription(input.Description);
+    return this.versions.publish(latest, description);
+  }
+
+  /** Whether a version exists (`$LATEST` exists with the function). */
+  async versionExists(functionName: string, version: string): Promise<boolean> {
+    if (version === LATEST) return (await this.#o.store.getFunction(functionName)) !== undefined || this.#cache.has(functionName);
+    return (await this.versions.get(functionName, version)) !== undefined;
   }
 
   list(marker: string | undefined, maxItems: number): Promise<ListPage<FunctionRecord>> {
@@ -137,21 +210,23 @@ export class FunctionService {
     };
     await this.#o.store.createFunction(record);
     this.#cache.set(name, record);
+    if (input.Publish === true) return this.versions.publish(record, undefined);
     return record;
   }
 
   async updateCode(ref: FunctionRef, input: WireInput): Promise<FunctionRecord> {
-    const current = await this.get(ref);
+    const current = await this.#unqualified(ref);
     await this.#checkRuntime(current.runtime, 'update');
     const zip = this.#zipFrom(input, 'ZipFile');
     this.#checkRevision(current, input.RevisionId);
     const artifact = await this.#o.artifacts.putZip(zip);
     if (input.DryRun === true) return { ...current, codeSha256: artifact.sha256Base64, codeSizeBytes: artifact.zipSizeBytes };
-    return this.#save(current, { codeSha256: artifact.sha256Base64, codeSizeBytes: artifact.zipSizeBytes });
+    const saved = await this.#save(current, { codeSha256: artifact.sha256Base64, codeSizeBytes: artifact.zipSizeBytes });
+    return input.Publish === true ? this.versions.publish(saved, undefined) : saved;
   }
 
   async updateConfiguration(ref: FunctionRef, input: WireInput): Promise<FunctionRecord> {
-    const current = await this.get(ref);
+    const current = await this.#unqualified(ref);
     const runtime = await this.#checkRuntime(input.Runtime ?? current.runtime, 'update');
     const changes: Partial<FunctionRecord> = { runtime };
     if (input.Role !== undefined) changes.role = check.checkRole(input.Role);
@@ -170,12 +245,28 @@ export class FunctionService {
     return this.#save(current, changes);
   }
 
+  /** DeleteFunction: the whole function, or one version with `Qualifier`. */
   async delete(ref: FunctionRef): Promise<void> {
-    if (ref.qualifier !== undefined && ref.qualifier !== LATEST) throw this.notFound(ref.functionName, ref.qualifier);
-    if (ref.qualifier === LATEST) throw new InvalidParameterValueException('$LATEST version cannot be deleted without deleting the function.');
+    const q = ref.qualifier;
+    if (q === LATEST) throw new InvalidParameterValueException('$LATEST version cannot be deleted without deleting the function.');
+    if (q !== undefined) {
+      if (!/^[0-9]+$/.test(q)) throw new InvalidParameterValueException('Deletion of aliases is not supported by DeleteFunction: use DeleteAlias.');
+      await this.#latest(ref);
+      if (!(await this.versions.get(ref.functionName, q))) throw this.notFound(ref.functionName, q);
+      const aliases = await this.aliases.referencing(ref.functionName, q);
+      if (aliases.length > 0) {
+        throw new ResourceConflictException(`Unable to delete version because the following aliases reference it: [${aliases.join(', ')}]`);
+      }
+      await this.versions.delete(ref.functionName, q);
+      this.#o.onChanged(ref.functionName);
+      return;
+    }
     const existed = await this.#o.store.deleteFunction(ref.functionName);
     this.#cache.delete(ref.functionName);
     if (!existed) throw this.notFound(ref.functionName);
+    await this.versions.deleteAll(ref.functionName);
+    await this.aliases.deleteAll(ref.functionName);
+    for (const listener of this.#deletedListeners) await listener(ref.functionName);
     this.#o.onChanged(ref.functionName);
   }
 

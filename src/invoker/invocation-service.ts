@@ -46,7 +46,7 @@ export class InvocationService {
   /** Throws ResourceNotFoundException for unknown functions or qualifiers. */
   async invoke(request: SyncInvocation): Promise<SyncInvocationResult> {
     const ref = { functionName: request.functionName, qualifier: request.qualifier };
-    const record = await this.#functions.get(ref);
+    const record = await this.#functions.resolveForInvoke(ref);
     const spec = await this.#functions.environmentSpec(record);
     const result = await this.#invoker.invoke(spec, {
       requestId: request.requestId ?? randomUUID(),

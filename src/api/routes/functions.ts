@@ -2,9 +2,10 @@
  * Function CRUD: CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions,
  * UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction.
  */
-import { validationError } from '../../errors/platform-errors.ts';
+import { InvalidParameterValueException, validationError } from '../../errors/platform-errors.ts';
 import type { FunctionService } from '../../functions/function-service.ts';
-import { parseFunctionRef } from '../../functions/arn.ts';
+import type { FunctionRecord } from '../../functions/types.ts';
+import { parseFunctionRef, type FunctionRef } from '../../functions/arn.ts';
 import type { RequestContext, Route } from '../http.ts';
 import { functionConfiguration } from '../function-shape.ts';
 
@@ -21,15 +22,27 @@ export interface FunctionRoutesDeps {
   baseUrl: () => string;
 }
 
-export function functionRef(ctx: RequestContext, deps: FunctionRoutesDeps) {
+/** The function a request names, from the path (name or ARN, maybe qualified) and `?Qualifier`. */
+export function functionRef(ctx: RequestContext, deps: Pick<FunctionRoutesDeps, 'region' | 'accountId'>): FunctionRef {
   const ref = parseFunctionRef(decodeURIComponent(ctx.params.FunctionName ?? ''), deps);
   const qualifier = ctx.query.get('Qualifier') ?? undefined;
+  if (qualifier !== undefined && ref.qualifier !== undefined && qualifier !== ref.qualifier) {
+    throw new InvalidParameterValueException('The derived qualifier from the function name does not match the specified qualifier.');
+  }
+  if (qualifier !== undefined && !/^(\$LATEST|[a-zA-Z0-9-_]{1,128})$/.test(qualifier)) {
+    throw validationError(qualifier, 'qualifier', 'Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)');
+  }
   return { functionName: ref.functionName, qualifier: qualifier ?? ref.qualifier };
+}
+
+/** A version's ARN is qualified with its number; `$LATEST`'s is not. */
+export function configurationOf(functions: FunctionService, record: FunctionRecord): Record<string, unknown> {
+  return functionConfiguration(record, functions.arn(record.functionName, record.version === '$LATEST' ? undefined : record.version));
 }
 
 export function functionRoutes(deps: FunctionRoutesDeps): Route[] {
   const { functions } = deps;
-  const shape = (record: Parameters<typeof functionConfiguration>[0]) => functionConfiguration(record, functions.arn(record.functionName));
+  const shape = (record: FunctionRecord) => configurationOf(functions, record);
   return [
     {
       method: 'POST',

@@ -1,0 +1,122 @@
+/**
+ * Versions and aliases: PublishVersion, ListVersionsByFunction, CreateAlias, GetAlias,
+ * UpdateAlias, DeleteAlias, ListAliases.
+ */
+import { validationError } from '../../errors/platform-errors.ts';
+import type { FunctionService } from '../../functions/function-service.ts';
+import type { AliasRecord } from '../../functions/aliases.ts';
+import type { RequestContext, Route } from '../http.ts';
+import { configurationOf, functionRef, maxConfigRequestBytes, type FunctionRoutesDeps } from './functions.ts';
+
+export function maxItemsOf(ctx: RequestContext, fallback = 50): number {
+  const raw = ctx.query.get('MaxItems');
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw validationError(raw, 'maxItems', 'Member must have value between 1 and 10000');
+  return n;
+}
+
+export function aliasShape(functions: FunctionService, alias: AliasRecord): Record<string, unknown> {
+  const hasRouting = Object.keys(alias.additionalVersionWeights).length > 0;
+  return {
+    AliasArn: functions.arn(alias.functionName, alias.name),
+    Name: alias.name,
+    FunctionVersion: alias.functionVersion,
+    Description: alias.description,
+    ...(hasRouting ? { RoutingConfig: { AdditionalVersionWeights: alias.additionalVersionWeights } } : {}),
+    RevisionId: alias.revisionId,
+  };
+}
+
+export function versionRoutes(deps: FunctionRoutesDeps): Route[] {
+  const { functions } = deps;
+  const aliasName = (ctx: RequestContext) => decodeURIComponent(ctx.params.Name ?? '');
+  return [
+    {
+      method: 'POST',
+      path: '/2015-03-31/functions/:FunctionName/versions',
+      operation: 'PublishVersion',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        const body = await ctx.json(maxConfigRequestBytes);
+        return { status: 201, body: configurationOf(functions, await functions.publishVersion(ref, body)) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/2015-03-31/functions/:FunctionName/versions',
+      operation: 'ListVersionsByFunction',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        const latest = await functions.get({ functionName: ref.functionName });
+        const maxItems = maxItemsOf(ctx);
+        const marker = ctx.query.get('Marker') ?? undefined;
+        // $LATEST comes first, on the first page only.
+        const page = await functions.versions.list(ref.functionName, { marker, maxItems: marker ? maxItems : Math.max(1, maxItems - 1) });
+        const items = marker ? page.items : [latest, ...page.items];
+        return { status: 200, body: { Versions: items.map((r) => configurationOf(functions, r)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/2015-03-31/functions/:FunctionName/aliases',
+      operation: 'CreateAlias',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        await functions.get({ functionName: ref.functionName });
+        const body = await ctx.json(maxConfigRequestBytes);
+        const alias = await functions.aliases.create(ref.functionName, body, (name) => functions.arn(ref.functionName, name));
+        return { status: 201, body: aliasShape(functions, alias) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/2015-03-31/functions/:FunctionName/aliases',
+      operation: 'ListAliases',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        await functions.get({ functionName: ref.functionName });
+        const page = await functions.aliases.list(ref.functionName, {
+          marker: ctx.query.get('Marker') ?? undefined,
+          maxItems: maxItemsOf(ctx),
+          functionVersion: ctx.query.get('FunctionVersion') ?? undefined,
+        });
+        return { status: 200, body: { Aliases: page.items.map((a) => aliasShape(functions, a)), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/2015-03-31/functions/:FunctionName/aliases/:Name',
+      operation: 'GetAlias',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        await functions.get({ functionName: ref.functionName });
+        const name = aliasName(ctx);
+        return { status: 200, body: aliasShape(functions, await functions.aliases.require(ref.functionName, name, functions.arn(ref.functionName, name))) };
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/2015-03-31/functions/:FunctionName/aliases/:Name',
+      operation: 'UpdateAlias',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        await functions.get({ functionName: ref.functionName });
+        const name = aliasName(ctx);
+        const body = await ctx.json(maxConfigRequestBytes);
+        return { status: 200, body: aliasShape(functions, await functions.aliases.update(ref.functionName, name, body, functions.arn(ref.functionName, name))) };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/2015-03-31/functions/:FunctionName/aliases/:Name',
+      operation: 'DeleteAlias',
+      handler: async (ctx) => {
+        const ref = functionRef(ctx, deps);
+        await functions.get({ functionName: ref.functionName });
+        await functions.aliases.delete(ref.functionName, aliasName(ctx));
+        return { status: 204 };
+      },
+    },
+  ];
+}
