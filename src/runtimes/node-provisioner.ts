@@ -12,7 +12,7 @@
  * processes the first rename wins and the loser discards its copy.
  */
 import { execFile, spawn } from 'node:child_process';
-import { access, constants, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, chmod, constants, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -108,6 +108,7 @@ export class NodeProvisioner {
       if (!version.startsWith(`v${major}.`)) {
         throw new ServiceException(`npm installed ${spec} but its binary reports ${version}, not Node.js ${major}.`);
       }
+      await chmod(tmp, 0o755); // mkdtemp makes it 0700; sandboxes may run as another user
       if (!(await renameUnlessPresent(tmp, result.installDir))) {
         onProgress(`Node.js ${major} was installed by another Nimbus process; using ${result.installDir}`);
       } else {
@@ -131,19 +132,19 @@ export class NodeProvisioner {
       onProgress(`npm: ${line}`);
     };
     return new Promise<void>((resolve, reject) => {
-      const child = spawn(this.#npmCommand, args, {
-        cwd: prefix,
-        env: this.#env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        timeout: INSTALL_TIMEOUT_MS,
-      });
+      const child = spawn(this.#npmCommand, args, { cwd: prefix, env: this.#env, stdio: ['ignore', 'pipe', 'pipe'] });
+      // Our own timer, not spawn's `timeout`: that one is cleared only on 'exit', which a
+      // child that failed to start never emits, and would keep Nimbus alive for ten minutes.
+      const timer = setTimeout(() => child.kill('SIGTERM'), INSTALL_TIMEOUT_MS);
       createInterface({ input: child.stdout }).on('line', report);
       createInterface({ input: child.stderr }).on('line', report);
       child.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
         const why = err.code === 'ENOENT' ? `${this.#npmCommand} is not on PATH` : err.message;
         reject(new ServiceException(`Could not run npm to install ${spec}: ${why}`, { cause: err }));
       });
       child.on('close', (code, signal) => {
+        clearTimeout(timer);
         if (code === 0) return resolve();
         const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
         const detail = tail.length > 0 ? `: ${tail.join(' | ')}` : '';

@@ -189,7 +189,7 @@ test('bad input: AWS-shaped errors, the server keeps serving, nothing stored is 
   await expectError(create({ FunctionName: 'bad name!' }), 'ValidationException', 400, /functionName/);
   await expectError(create({ FunctionName: 'role', Role: 'not-a-role' }), 'ValidationException', 400, /role/);
   await expectError(create({ FunctionName: 'rt', Runtime: 'cobol1.0' }), 'InvalidParameterValueException', 400, /cobol1\.0/);
-  await expectError(create({ FunctionName: 'old', Runtime: 'nodejs18.x' }), 'InvalidParameterValueException', 400, /nodejs18\.x.*no longer supported/);
+  await expectError(create({ FunctionName: 'old', Runtime: 'nodejs12.x' }), 'InvalidParameterValueException', 400, /nodejs12\.x.*no longer supported/);
   await expectError(create({ FunctionName: 'java', Runtime: 'java21' }), 'InvalidParameterValueException', 400, /java21/);
   await expectError(
     create({ FunctionName: 'env', Environment: { Variables: { AWS_REGION: 'x' } } }),

@@ -121,10 +121,12 @@ test('nodejs22.x runs on a real Node.js 22, provisioned from the npm registry', 
   assert.match(payloadJson(out.Payload) as string, /^v22\./);
 });
 
-test('runtime dates follow the clock: python3.10 closes for create on 2026-11-30', async () => {
+// AWS extended python3.10's schedule in 2026: deprecated 2026-10-31, creates blocked from
+// 2027-02-01 (src/runtimes/catalog.ts cites the sources).
+test('runtime dates follow the clock: python3.10 closes for create on 2027-02-01', async () => {
   for (const [now, allowed] of [
-    ['2026-11-29T12:00:00Z', true],
-    ['2026-11-30T12:00:00Z', false],
+    ['2027-01-31T12:00:00Z', true],
+    ['2027-02-01T12:00:00Z', false],
   ] as const) {
     const dated = await TestServer.start({ env: { NIMBUS_NOW: now } });
     try {
