@@ -22,6 +22,8 @@ import { BatchingLogSink } from './logs/batching-log-sink.ts';
 import { ApiServer } from './api/http.ts';
 import { functionRoutes } from './api/routes/functions.ts';
 import { versionRoutes } from './api/routes/versions.ts';
+import { concurrencyRoutes } from './api/routes/concurrency.ts';
+import { ReservedConcurrency } from './functions/concurrency.ts';
 import { invokeRoutes } from './api/routes/invoke.ts';
 import { accountRoutes } from './api/routes/account.ts';
 import { nimbusRoutes } from './api/routes/nimbus.ts';
@@ -40,6 +42,7 @@ export class NimbusServer {
   readonly #invoker: Invoker;
   readonly #api: ApiServer;
   readonly #workRoot: string;
+  readonly #reserved: ReservedConcurrency;
   #url = '';
 
   constructor(config: ResolvedConfig, logger: Logger, onFunctionLog?: (line: string) => void) {
@@ -67,6 +70,7 @@ export class NimbusServer {
       echo: onFunctionLog ? (line) => onFunctionLog(`[${line.functionName}] ${line.message}`) : undefined,
     });
     this.#workRoot = path.join(config.dataDir, 'environments');
+    this.#reserved = new ReservedConcurrency(this.#store, config.accountConcurrencyLimit);
     this.#invoker = new Invoker({
       sandbox: this.sandbox,
       launcher,
@@ -75,7 +79,7 @@ export class NimbusServer {
       workRoot: this.#workRoot,
       initTimeoutMs: config.initTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
-      accountConcurrencyLimit: config.accountConcurrencyLimit,
+      concurrency: this.#reserved,
     });
     const functions = new FunctionService({
       store: this.#store,
@@ -95,14 +99,22 @@ export class NimbusServer {
       },
       onChanged: (name) => void this.#invoker.retireFunction(name),
     });
+    functions.onDeleted((name) => this.#reserved.delete(name));
     const invocations = new InvocationService(functions, this.#invoker);
-    const common = { functions, region: config.region, accountId: config.accountId, baseUrl: () => this.#url };
+    const common = {
+      functions,
+      region: config.region,
+      accountId: config.accountId,
+      baseUrl: () => this.#url,
+      reservedFor: (name: string) => this.#reserved.reservedFor(name),
+    };
     this.#api = new ApiServer(
       [
         ...functionRoutes(common),
         ...versionRoutes(common),
         ...invokeRoutes({ ...common, invocations }),
-        ...accountRoutes({ store: this.#store, accountConcurrencyLimit: config.accountConcurrencyLimit }),
+        ...concurrencyRoutes({ ...common, reserved: this.#reserved }),
+        ...accountRoutes({ store: this.#store, reserved: this.#reserved }),
         ...nimbusRoutes({
           ...common,
           store: this.#store,
@@ -126,6 +138,7 @@ export class NimbusServer {
   async start(): Promise<string> {
     this.#machine.transition('starting');
     // Environments of a previous run that died without cleaning up leave only files.
+    await this.#reserved.load();
     await rm(this.#workRoot, { recursive: true, force: true });
     await mkdir(this.#workRoot, { recursive: true });
     const address = await this.#api.listen(this.config.host, this.config.port);

@@ -22,7 +22,15 @@ export interface InvokerOptions {
   workRoot: string;
   initTimeoutMs: number;
   idleTimeoutMs: number;
-  accountConcurrencyLimit: number;
+  /** Account limit and reserved concurrency, consulted on every invoke. */
+  concurrency: ConcurrencyLimits;
+}
+
+export interface ConcurrencyLimits {
+  readonly accountLimit: number;
+  /** What functions without a reservation share. */
+  readonly unreserved: number;
+  reservedFor(functionName: string): number | undefined;
 }
 
 export class Invoker {
@@ -31,6 +39,8 @@ export class Invoker {
   readonly #memoryMonitor = new MemoryMonitor();
   readonly #reaper: NodeJS.Timeout;
   #inFlight = 0;
+  #unreservedInFlight = 0;
+  readonly #inFlightByFunction = new Map<string, number>();
   #closed = false;
 
   constructor(options: InvokerOptions) {
@@ -52,12 +62,36 @@ export class Invoker {
     return n;
   }
 
-  async invoke(spec: EnvironmentSpec, request: InvokeRequest): Promise<InvokeResult> {
+  /**
+   * Admits an invocation under Lambda's concurrency rules or throws its 429: a function
+   * with reserved concurrency may run that many at once; the others share what is left
+   * of the account limit.
+   */
+  #admit(functionName: string): () => void {
     if (this.#closed) throw new TooManyRequestsException('Nimbus is shutting down.', 'ConcurrentInvocationLimitExceeded');
-    if (this.#inFlight >= this.#options.accountConcurrencyLimit) {
+    const limits = this.#options.concurrency;
+    const reserved = limits.reservedFor(functionName);
+    const running = this.#inFlightByFunction.get(functionName) ?? 0;
+    if (reserved !== undefined) {
+      if (running >= reserved) throw new TooManyRequestsException('Rate Exceeded.', 'ReservedFunctionConcurrentInvocationLimitExceeded');
+    } else if (this.#unreservedInFlight >= limits.unreserved || this.#inFlight >= limits.accountLimit) {
       throw new TooManyRequestsException('Rate Exceeded.', 'ConcurrentInvocationLimitExceeded');
     }
+    const unreserved = reserved === undefined;
     this.#inFlight++;
+    if (unreserved) this.#unreservedInFlight++;
+    this.#inFlightByFunction.set(functionName, running + 1);
+    return () => {
+      this.#inFlight--;
+      if (unreserved) this.#unreservedInFlight--;
+      const now = (this.#inFlightByFunction.get(functionName) ?? 1) - 1;
+      if (now === 0) this.#inFlightByFunction.delete(functionName);
+      else this.#inFlightByFunction.set(functionName, now);
+    };
+  }
+
+  async invoke(spec: EnvironmentSpec, request: InvokeRequest): Promise<InvokeResult> {
+    const release = this.#admit(spec.functionName);
     try {
       const pool = this.#poolFor(spec);
       const lease = await pool.acquire();
@@ -66,7 +100,7 @@ export class Invoker {
       if (!init.ok) return lease.env.initFailureResult(request, init);
       return await lease.env.invoke(request, init.initDurationMs);
     } finally {
-      this.#inFlight--;
+      release();
     }
   }
 

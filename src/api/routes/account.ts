@@ -1,10 +1,11 @@
 /** GetAccountSettings: the account's limits and usage. */
 import type { Store } from '../../store/types.ts';
+import type { ReservedConcurrency } from '../../functions/concurrency.ts';
 import type { Route } from '../http.ts';
 
 export interface AccountRoutesDeps {
   store: Store;
-  accountConcurrencyLimit: number;
+  reserved: ReservedConcurrency;
 }
 
 export function accountRoutes(deps: AccountRoutesDeps): Route[] {
@@ -22,8 +23,8 @@ export function accountRoutes(deps: AccountRoutesDeps): Route[] {
               TotalCodeSize: 80_530_636_800,
               CodeSizeUnzipped: 262_144_000,
               CodeSizeZipped: 52_428_800,
-              ConcurrentExecutions: deps.accountConcurrencyLimit,
-              UnreservedConcurrentExecutions: deps.accountConcurrencyLimit,
+              ConcurrentExecutions: deps.reserved.accountLimit,
+              UnreservedConcurrentExecutions: deps.reserved.unreserved,
             },
             AccountUsage: { TotalCodeSize: usage.totalCodeSizeBytes, FunctionCount: usage.functionCount },
           },

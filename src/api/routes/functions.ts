@@ -20,6 +20,8 @@ export interface FunctionRoutesDeps {
   accountId: string;
   /** Public base URL of this server, for Code.Location. */
   baseUrl: () => string;
+  /** Reserved concurrency of a function, for GetFunction's Concurrency. */
+  reservedFor?: (functionName: string) => number | undefined;
 }
 
 /** The function a request names, from the path (name or ARN, maybe qualified) and `?Qualifier`. */
@@ -77,6 +79,7 @@ export function functionRoutes(deps: FunctionRoutesDeps): Route[] {
             Configuration: shape(record),
             Code: { RepositoryType: 'S3', Location: `${deps.baseUrl()}/nimbus/v1/code/${hex}.zip` },
             ...(Object.keys(record.tags).length > 0 ? { Tags: record.tags } : {}),
+            ...(deps.reservedFor?.(record.functionName) !== undefined ? { Concurrency: { ReservedConcurrentExecutions: deps.reservedFor(record.functionName) } } : {}),
           },
         };
       },

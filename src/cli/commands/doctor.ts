@@ -39,8 +39,17 @@ export function registerDoctor(program: Command): void {
         return;
       }
       process.stdout.write(`Sandbox: ${sandboxNote}\nNimbus runs on Node.js ${process.version}\n\n`);
-      for (const e of entries as unknown as Array<Record<string, unknown>>) {
-        process.stdout.write(`${JSON.stringify(e)}\n`);
+      const rows = entries.map((e) => [
+        e.runtimeId,
+        e.phase + (e.deprecated && e.successor ? ` (use ${e.successor})` : ''),
+        e.status,
+        e.interpreterPath ? `${e.interpreterPath}${e.interpreterVersion ? ` (${e.interpreterVersion})` : ''}` : '-',
+        e.note ?? '',
+      ]);
+      const header = ['RUNTIME', 'PHASE', 'STATUS', 'INTERPRETER', 'NOTE'];
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const row of [header, ...rows]) {
+        process.stdout.write(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ') + '\n');
       }
     });
 }
