@@ -72,6 +72,27 @@ export const migrations: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    name: 'async-events',
+    // The durable queue of asynchronous invocations (InvocationType Event). An event is
+    // `queued` until a dispatcher claims it (`in-flight`); after a crash, in-flight
+    // events go back to queued, so delivery is at least once, as on Lambda.
+    up: `
+      CREATE TABLE async_events (
+        id              TEXT PRIMARY KEY,
+        function_name   TEXT NOT NULL,
+        qualifier       TEXT,
+        payload         BLOB NOT NULL,
+        enqueued_at     INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL,
+        throttles       INTEGER NOT NULL,
+        state           TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX async_events_due ON async_events (state, next_attempt_at);
+    `,
+  },
 ];
 
 /** The schema cannot be brought to the version this code expects. */

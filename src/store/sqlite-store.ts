@@ -18,7 +18,7 @@ import {
 } from '../errors/index.ts';
 import type { FunctionRecord } from '../functions/index.ts';
 import { applyMigrations } from './migrations.ts';
-import type { ListPage, LogQuery, LogRecord, ResourceRecord, Store, StoredLogRecord } from './types.ts';
+import type { AsyncEventRecord, ListPage, LogQuery, LogRecord, ResourceRecord, Store, StoredLogRecord } from './types.ts';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` (tests). Missing parent directories are created. */
@@ -78,6 +78,17 @@ const SQL = {
   listResources: 'SELECT key, record FROM resources WHERE kind = ? AND key > ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?',
   deleteResource: 'DELETE FROM resources WHERE kind = ? AND key = ?',
   deleteResources: 'DELETE FROM resources WHERE kind = ? AND substr(key, 1, ?) = ?',
+  enqueueAsync:
+    'INSERT INTO async_events (id, function_name, qualifier, payload, enqueued_at, next_attempt_at, attempts, throttles, state) ' +
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued') ON CONFLICT (id) DO NOTHING",
+  claimDueAsync:
+    "UPDATE async_events SET state = 'in-flight' WHERE id IN (SELECT id FROM async_events WHERE state = 'queued' AND next_attempt_at <= ? " +
+    'ORDER BY next_attempt_at LIMIT ?) RETURNING id, function_name, qualifier, payload, enqueued_at, next_attempt_at, attempts, throttles',
+  rescheduleAsync: "UPDATE async_events SET state = 'queued', next_attempt_at = ?, attempts = ?, throttles = ? WHERE id = ?",
+  completeAsync: 'DELETE FROM async_events WHERE id = ?',
+  recoverAsync: "UPDATE async_events SET state = 'queued' WHERE state = 'in-flight'",
+  nextDueAsync: "SELECT min(next_attempt_at) AS due FROM async_events WHERE state = 'queued'",
+  asyncDepth: 'SELECT count(*) AS depth FROM async_events',
 } as const;
 
 type Statements = Record<keyof typeof SQL, StatementSync>;
@@ -262,6 +273,50 @@ export class SqliteStore implements Store {
 
   async deleteResources(kind: string, prefix: string): Promise<number> {
     return Number(this.#live().deleteResources.run(kind, prefix.length, prefix).changes);
+  }
+
+  async enqueueAsync(e: AsyncEventRecord): Promise<void> {
+    this.#live().enqueueAsync.run(e.id, e.functionName, e.qualifier ?? null, e.payload, e.enqueuedAtMs, e.nextAttemptAtMs, e.attempts, e.throttles);
+  }
+
+  async claimDueAsync(nowMs: number, limit: number): Promise<AsyncEventRecord[]> {
+    const rows = this.#live().claimDueAsync.all(nowMs, limit);
+    return rows
+      .map((row) => {
+        const event: AsyncEventRecord = {
+          id: String(row.id),
+          functionName: String(row.function_name),
+          payload: Buffer.from(row.payload as Uint8Array),
+          enqueuedAtMs: toNumber(row.enqueued_at, 'enqueued_at'),
+          nextAttemptAtMs: toNumber(row.next_attempt_at, 'next_attempt_at'),
+          attempts: toNumber(row.attempts, 'attempts'),
+          throttles: toNumber(row.throttles, 'throttles'),
+        };
+        if (typeof row.qualifier === 'string') event.qualifier = row.qualifier;
+        return event;
+      })
+      .sort((a, b) => a.nextAttemptAtMs - b.nextAttemptAtMs);
+  }
+
+  async rescheduleAsync(id: string, nextAttemptAtMs: number, attempts: number, throttles: number): Promise<void> {
+    this.#live().rescheduleAsync.run(nextAttemptAtMs, attempts, throttles, id);
+  }
+
+  async completeAsync(id: string): Promise<void> {
+    this.#live().completeAsync.run(id);
+  }
+
+  async recoverAsync(): Promise<number> {
+    return Number(this.#live().recoverAsync.run().changes);
+  }
+
+  async nextDueAsync(): Promise<number | undefined> {
+    const due = this.#live().nextDueAsync.get()?.due;
+    return typeof due === 'number' ? due : undefined;
+  }
+
+  async asyncDepth(): Promise<number> {
+    return toNumber(this.#live().asyncDepth.get()?.depth, 'depth');
   }
 
   schemaVersion(): number {

@@ -89,7 +89,44 @@ export interface ResourceStore {
   deleteResources(kind: string, prefix: string): Promise<number>;
 }
 
-export interface Store extends FunctionStore, LogStore, ResourceStore {
+/** One asynchronous invocation waiting in the durable queue. */
+export interface AsyncEventRecord {
+  /** The invocation's request id, kept across retries. */
+  id: string;
+  functionName: string;
+  /** Version or alias as invoked; absent for `$LATEST`. */
+  qualifier?: string;
+  payload: Buffer;
+  enqueuedAtMs: number;
+  nextAttemptAtMs: number;
+  /** Invocations made so far that ended in a function error. */
+  attempts: number;
+  /** Times it was throttled (or hit a system error) and put back. */
+  throttles: number;
+}
+
+/**
+ * The async queue seam (ARCHITECTURE.md: durable table in the store; NATS JetStream or a
+ * PostgreSQL queue in a cluster). Claiming is exclusive: a claimed event is in flight
+ * until it is completed or rescheduled, or until `recover` after a crash.
+ */
+export interface AsyncQueueStore {
+  enqueueAsync(event: AsyncEventRecord): Promise<void>;
+  /** Claims up to `limit` events due at `nowMs`, oldest first, marking them in flight. */
+  claimDueAsync(nowMs: number, limit: number): Promise<AsyncEventRecord[]>;
+  /** Puts a claimed event back in the queue for a later attempt. */
+  rescheduleAsync(id: string, nextAttemptAtMs: number, attempts: number, throttles: number): Promise<void>;
+  /** Removes a delivered (or given-up) event. */
+  completeAsync(id: string): Promise<void>;
+  /** Returns in-flight events to the queue (after a crash); returns how many. */
+  recoverAsync(): Promise<number>;
+  /** When the next queued event is due, or undefined when none is queued. */
+  nextDueAsync(): Promise<number | undefined>;
+  /** Events queued or in flight. */
+  asyncDepth(): Promise<number>;
+}
+
+export interface Store extends FunctionStore, LogStore, ResourceStore, AsyncQueueStore {
   /** Current schema version after migrations. */
   schemaVersion(): number;
   close(): Promise<void>;

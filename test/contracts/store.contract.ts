@@ -418,6 +418,44 @@ export function runStoreContract(
       });
     });
 
+    describe('async queue', () => {
+      const event = (id: string, dueMs: number) => ({
+        id,
+        functionName: 'fn',
+        payload: Buffer.from(`{"id":"${id}"}`),
+        enqueuedAtMs: 1000,
+        nextAttemptAtMs: dueMs,
+        attempts: 0,
+        throttles: 0,
+      });
+
+      it('claims due events oldest first, exclusively, and completes them', async () => {
+        await store.enqueueAsync(event('b', 2000));
+        await store.enqueueAsync({ ...event('a', 1500), qualifier: 'live' });
+        await store.enqueueAsync(event('later', 9000));
+        assert.equal(await store.asyncDepth(), 3);
+        assert.equal(await store.nextDueAsync(), 1500);
+        const claimed = await store.claimDueAsync(5000, 10);
+        assert.deepEqual(claimed.map((e) => e.id), ['a', 'b']);
+        assert.equal(claimed[0]!.qualifier, 'live');
+        assert.deepEqual(claimed[0]!.payload, Buffer.from('{"id":"a"}'));
+        assert.deepEqual(await store.claimDueAsync(5000, 10), [], 'claimed events are not claimed twice');
+        await store.completeAsync('a');
+        await store.rescheduleAsync('b', 7000, 1, 0);
+        assert.equal(await store.nextDueAsync(), 7000);
+        const again = await store.claimDueAsync(8000, 10);
+        assert.deepEqual(again.map((e) => [e.id, e.attempts]), [['b', 1]]);
+        assert.equal(await store.asyncDepth(), 2);
+      });
+
+      it('recovers in-flight events after a crash', async () => {
+        await store.enqueueAsync(event('x', 1000));
+        assert.equal((await store.claimDueAsync(2000, 10)).length, 1);
+        assert.equal(await store.recoverAsync(), 1);
+        assert.deepEqual((await store.claimDueAsync(2000, 10)).map((e) => e.id), ['x']);
+      });
+    });
+
     describe('close', () => {
       it('is idempotent, and later calls reject', async () => {
         const other = await makeStore();
