@@ -9,7 +9,6 @@ import { mkdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from './config/resolved-config.ts';
 import type { Logger } from './logging/logger.ts';
-import { InvalidParameterValueException } from './errors/platform-errors.ts';
 import { StateMachine } from './lifecycle/state-machine.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { FileArtifactStore } from './artifacts/file-artifact-store.ts';
@@ -18,15 +17,23 @@ import { createSandbox, type SandboxSupervisor } from './environments/sandbox.ts
 import { Invoker } from './invoker/invoker.ts';
 import { InvocationService } from './invoker/invocation-service.ts';
 import { FunctionService } from './functions/function-service.ts';
+import { LayerService } from './layers/layer-service.ts';
+import { FileOptMerger } from './layers/merged-opt.ts';
 import { BatchingLogSink } from './logs/batching-log-sink.ts';
 import { ApiServer } from './api/http.ts';
 import { functionRoutes } from './api/routes/functions.ts';
 import { versionRoutes } from './api/routes/versions.ts';
 import { concurrencyRoutes } from './api/routes/concurrency.ts';
 import { ReservedConcurrency } from './functions/concurrency.ts';
+import { AsyncDispatcher } from './invoker/async/async-dispatcher.ts';
+import { EventInvokeConfigs } from './invoker/async/event-invoke-configs.ts';
+import { BuiltinQueues } from './invoker/async/builtin-queues.ts';
+import { eventInvokeConfigRoutes } from './api/routes/event-invoke-configs.ts';
+import { queueRoutes } from './api/routes/queues.ts';
 import { invokeRoutes } from './api/routes/invoke.ts';
 import { accountRoutes } from './api/routes/account.ts';
 import { nimbusRoutes } from './api/routes/nimbus.ts';
+import { layerRoutes } from './api/routes/layers.ts';
 
 export type ServerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -43,6 +50,7 @@ export class NimbusServer {
   readonly #api: ApiServer;
   readonly #workRoot: string;
   readonly #reserved: ReservedConcurrency;
+  readonly #async: AsyncDispatcher;
   #url = '';
 
   constructor(config: ResolvedConfig, logger: Logger, onFunctionLog?: (line: string) => void) {
@@ -81,6 +89,15 @@ export class NimbusServer {
       idleTimeoutMs: config.idleTimeoutMs,
       concurrency: this.#reserved,
     });
+    const layers = new LayerService({
+      store: this.#store,
+      artifacts,
+      merger: new FileOptMerger({ rootDir: path.join(config.dataDir, 'artifacts', 'opt'), logger }),
+      clock: config.clock,
+      logger,
+      region: config.region,
+      accountId: config.accountId,
+    });
     const functions = new FunctionService({
       store: this.#store,
       artifacts,
@@ -89,18 +106,27 @@ export class NimbusServer {
       logger,
       region: config.region,
       accountId: config.accountId,
-      layers: {
-        // Replaced by the layer service (issue 3): until then a function has no layers.
-        validate: async (value) => {
-          if (Array.isArray(value) && value.length === 0) return [];
-          throw new InvalidParameterValueException('Layers are not available in this Nimbus version.');
-        },
-        mergedDir: async () => undefined,
-      },
+      layers,
       onChanged: (name) => void this.#invoker.retireFunction(name),
     });
     functions.onDeleted((name) => this.#reserved.delete(name));
     const invocations = new InvocationService(functions, this.#invoker);
+    const eventInvokeConfigs = new EventInvokeConfigs(this.#store, config.clock);
+    functions.onDeleted((name) => eventInvokeConfigs.deleteAll(name));
+    const queues = new BuiltinQueues(this.#store, config.clock);
+    this.#async = new AsyncDispatcher({
+      queue: this.#store,
+      invocations,
+      functions,
+      configs: eventInvokeConfigs,
+      queues,
+      reservedFor: (name) => this.#reserved.reservedFor(name),
+      logger,
+      retryDelaysMs: config.asyncRetryDelaysMs,
+      throttleBaseMs: config.asyncThrottleBaseMs,
+      throttleMaxMs: 300_000,
+      maxInFlight: 32,
+    });
     const common = {
       functions,
       region: config.region,
@@ -112,9 +138,12 @@ export class NimbusServer {
       [
         ...functionRoutes(common),
         ...versionRoutes(common),
-        ...invokeRoutes({ ...common, invocations }),
+        ...invokeRoutes({ ...common, invocations, async: this.#async }),
+        ...eventInvokeConfigRoutes({ ...common, configs: eventInvokeConfigs }),
+        ...queueRoutes({ queues, async: this.#async, region: config.region, accountId: config.accountId }),
         ...concurrencyRoutes({ ...common, reserved: this.#reserved }),
         ...accountRoutes({ store: this.#store, reserved: this.#reserved }),
+        ...layerRoutes({ layers, baseUrl: () => this.#url }),
         ...nimbusRoutes({
           ...common,
           store: this.#store,
@@ -144,6 +173,7 @@ export class NimbusServer {
     const address = await this.#api.listen(this.config.host, this.config.port);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     this.#url = `http://${host}:${address.port}`;
+    await this.#async.start();
     this.#machine.transition('running');
     return this.#url;
   }
@@ -152,6 +182,9 @@ export class NimbusServer {
   async stop(): Promise<void> {
     if (this.#machine.state === 'stopping' || this.#machine.state === 'stopped') return;
     this.#machine.transition('stopping');
+    // Async attempts still running stay in flight in the store and are delivered again
+    // after the next start, so nothing queued is lost.
+    this.#async.close();
     const apiClosed = this.#api.close();
     await this.#invoker.close();
     await apiClosed;

@@ -20,8 +20,11 @@ export function functionConfiguration(record: FunctionRecord, arn: string): Reco
     Version: record.version,
     Environment: { Variables: record.environment },
     TracingConfig: { Mode: record.tracingMode },
+    ...(record.deadLetterTargetArn ? { DeadLetterConfig: { TargetArn: record.deadLetterTargetArn } } : {}),
     RevisionId: record.revisionId,
-    ...(record.layers.length > 0 ? { Layers: record.layers.map((Arn) => ({ Arn })) } : {}),
+    ...(record.layers.length > 0
+      ? { Layers: record.layers.map((Arn) => ({ Arn, ...(record.layerCodeSizes?.[Arn] !== undefined ? { CodeSize: record.layerCodeSizes[Arn] } : {}) })) }
+      : {}),
     State: record.state,
     LastUpdateStatus: record.lastUpdateStatus,
     PackageType: 'Zip',

@@ -121,11 +121,18 @@ function send(res: ServerResponse, reply: Reply, requestId: string): void {
   res.end(payload);
 }
 
+/**
+ * Tried before the control API's router: answers requests meant for an HTTP front door
+ * (function URLs, API Gateway, ALB; chosen by Host or path prefix) and returns true, or
+ * returns false to leave the request to the control API.
+ */
+export type FrontDoorHook = (req: IncomingMessage, res: ServerResponse) => boolean;
+
 export class ApiServer {
   readonly #server: http.Server;
   readonly #logger: Logger;
 
-  constructor(routes: Route[], logger: Logger) {
+  constructor(routes: Route[], logger: Logger, frontDoor?: FrontDoorHook) {
     this.#logger = logger;
     const router = FindMyWay({
       ignoreTrailingSlash: true,
@@ -141,7 +148,10 @@ export class ApiServer {
         void this.#handle(route, new RequestContext(req, params, route.operation), res);
       });
     }
-    this.#server = http.createServer((req, res) => router.lookup(req, res));
+    this.#server = http.createServer((req, res) => {
+      if (frontDoor?.(req, res)) return;
+      router.lookup(req, res);
+    });
     // Invokes can run for the whole function timeout (up to 15 minutes).
     this.#server.requestTimeout = 0;
     this.#server.keepAliveTimeout = 65_000;

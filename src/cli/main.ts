@@ -9,6 +9,7 @@ import { registerInvoke } from './commands/invoke.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerDeploy } from './commands/deploy.ts';
 import { registerDoctor } from './commands/doctor.ts';
+import { registerQueue } from './commands/queue.ts';
 
 const program = new Command('nimbus')
   .description('A self-hosted serverless platform that speaks AWS Lambda\'s own interfaces.')
@@ -19,6 +20,7 @@ registerInvoke(program);
 registerLogs(program);
 registerDeploy(program);
 registerDoctor(program);
+registerQueue(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

@@ -32,7 +32,13 @@ export interface ResolvedConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Print function log lines on the server's stderr too. */
   readonly echoFunctionLogs: boolean;
+  /** Access key id -> secret access key: the callers AWS_IAM function URLs accept (SigV4). */
+  readonly accessKeys: Readonly<Record<string, string>>;
   readonly clock: Clock;
+  /** Delays before async retries after a function error (Lambda: about 1 and 2 minutes). */
+  readonly asyncRetryDelaysMs: readonly number[];
+  /** First back-off after an async throttle (Lambda: 1 s, doubling up to 5 minutes). */
+  readonly asyncThrottleBaseMs: number;
 }
 
 export interface CliServeOptions {
@@ -55,6 +61,7 @@ interface ConfigFile {
   logRetentionPerFunction?: number;
   logLevel?: ResolvedConfig['logLevel'];
   echoFunctionLogs?: boolean;
+  accessKeys?: Record<string, string>;
 }
 
 export class ConfigError extends Error {
@@ -81,6 +88,19 @@ function readConfigFile(file: string | undefined): ConfigFile {
   } catch (err) {
     throw new ConfigError(`Cannot read config file ${file}: ${(err as Error).message}`);
   }
+}
+
+/** `accessKeys` in the config file: `{"AKIA...": "secret"}`, access key ids as IAM spells them. */
+function accessKeysFrom(value: unknown): Readonly<Record<string, string>> {
+  if (value === undefined) return Object.freeze({});
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError('accessKeys must be an object of access key id -> secret access key');
+  const out: Record<string, string> = {};
+  for (const [id, secret] of Object.entries(value)) {
+    if (!/^[A-Z0-9]{16,128}$/.test(id)) throw new ConfigError(`accessKeys: ${id} is not an access key id (16-128 upper-case letters and digits)`);
+    if (typeof secret !== 'string' || secret.length === 0) throw new ConfigError(`accessKeys: the secret of ${id} must be a non-empty string`);
+    out[id] = secret;
+  }
+  return Object.freeze(out);
 }
 
 function intFrom(name: string, value: string | number | undefined, min: number, max: number): number | undefined {
@@ -123,8 +143,18 @@ export function resolveConfig(cli: CliServeOptions, env: NodeJS.ProcessEnv): Res
     logRetentionPerFunction: file.logRetentionPerFunction ?? DEFAULTS.logRetentionPerFunction,
     logLevel,
     echoFunctionLogs: env.NIMBUS_ECHO_FUNCTION_LOGS === '1' || file.echoFunctionLogs === true,
+    accessKeys: accessKeysFrom(file.accessKeys),
     clock,
+    asyncRetryDelaysMs: Object.freeze(delaysFrom(env.NIMBUS_ASYNC_RETRY_DELAYS_MS) ?? [60_000, 120_000]),
+    asyncThrottleBaseMs: intFrom('async throttle back-off', env.NIMBUS_ASYNC_THROTTLE_BASE_MS, 1, 300_000) ?? 1000,
   });
+}
+
+function delaysFrom(value: string | undefined): number[] | undefined {
+  if (!value) return undefined;
+  const delays = value.split(',').map((v) => intFrom('async retry delay', v.trim(), 0, 3_600_000)!);
+  if (delays.length < 1) throw new ConfigError('NIMBUS_ASYNC_RETRY_DELAYS_MS takes a comma-separated list of milliseconds');
+  return delays;
 }
 
 

@@ -1,8 +1,10 @@
 /**
- * The Runtime API 2018-06-01 of one environment, over HTTP on 127.0.0.1:<port>.
- * HTTP only: each handler validates the request and calls one method of the
- * environment core, which owns the state. A refused transition is a 403
- * InvalidStateTransition, as in Lambda's runtime interface emulator.
+ * The HTTP server of one environment on 127.0.0.1:<port> (AWS_LAMBDA_RUNTIME_API): the
+ * Runtime API 2018-06-01 here, the Extensions API (extensions-api.ts) and the Telemetry
+ * and Logs APIs (telemetry-api.ts) installed beside it, as Lambda serves them all on one
+ * port. HTTP only: each handler validates the request and calls one method of a core,
+ * which owns the state. A refused transition is a 403 InvalidStateTransition, as in
+ * Lambda's runtime interface emulator.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +16,7 @@ export const maxRuntimeResponseBytes = 6 * 1024 * 1024 + 100;
 export interface RuntimeApiReply {
   status: number;
   body: unknown;
+  headers?: Record<string, string>;
 }
 
 export const accepted: RuntimeApiReply = { status: 202, body: { status: 'OK' } };
@@ -22,25 +25,37 @@ export function errorReply(status: number, errorType: string, errorMessage: stri
   return { status, body: { errorMessage, errorType } };
 }
 
+/** When the runtime's answer arrived: its first byte (headers) and its last, in performance.now() ms. */
+export interface ResponseTiming {
+  startedAt: number;
+  endedAt: number;
+}
+
 /** What the environment core offers the Runtime API. */
 export interface RuntimeApiCore {
   /** A runtime long-polls for its next event; the core answers `res` when one comes. */
   next(res: ServerResponse): RuntimeApiReply | undefined;
-  response(requestId: string, body: Buffer, contentType: string | undefined): RuntimeApiReply;
+  response(requestId: string, body: Buffer, contentType: string | undefined, timing: ResponseTiming): RuntimeApiReply;
   /** The response was larger than the limit; the body was not kept. */
-  responseTooLarge(requestId: string): RuntimeApiReply;
-  error(requestId: string, body: Buffer, errorType: string | undefined): RuntimeApiReply;
+  responseTooLarge(requestId: string, timing: ResponseTiming): RuntimeApiReply;
+  error(requestId: string, body: Buffer, errorType: string | undefined, timing: ResponseTiming): RuntimeApiReply;
   initError(body: Buffer, errorType: string | undefined): RuntimeApiReply;
 }
 
-function send(res: ServerResponse, reply: RuntimeApiReply): void {
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string | undefined>) => void;
+
+/** Adds routes of another API surface to the environment's server. */
+export type RouteInstaller = (route: (method: 'GET' | 'POST' | 'PUT', path: string, handler: RouteHandler) => void) => void;
+
+export function send(res: ServerResponse, reply: RuntimeApiReply): void {
+  if (res.destroyed || res.headersSent) return;
   const body = JSON.stringify(reply.body);
-  res.writeHead(reply.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.writeHead(reply.status, { ...reply.headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
 
 /** Reads a body up to `limit` bytes; past it, drains the rest and resolves undefined. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -60,16 +75,27 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
   });
 }
 
-const header = (req: IncomingMessage, name: string): string | undefined => {
+export const header = (req: IncomingMessage, name: string): string | undefined => {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 };
+
+/** Runs an async handler; a failure becomes a 500 (never an unhandled rejection). */
+export async function respond(req: IncomingMessage, res: ServerResponse, work: () => Promise<RuntimeApiReply | undefined>): Promise<void> {
+  try {
+    const reply = await work();
+    if (reply) send(res, reply);
+  } catch (err) {
+    send(res, errorReply(500, 'ServiceException', (err as Error).message));
+    req.destroy();
+  }
+}
 
 export class RuntimeApiServer {
   readonly #server: http.Server;
   readonly #core: RuntimeApiCore;
 
-  constructor(core: RuntimeApiCore) {
+  constructor(core: RuntimeApiCore, installers: readonly RouteInstaller[] = []) {
     this.#core = core;
     const router = FindMyWay({
       defaultRoute: (_req, res) => send(res, errorReply(404, 'NotFound', 'Not found')),
@@ -79,42 +105,37 @@ export class RuntimeApiServer {
       if (reply) send(res, reply);
     });
     router.on('POST', '/2018-06-01/runtime/invocation/:requestId/response', (req, res, params) => {
-      void this.#respond(req, res, async () => {
+      const startedAt = performance.now();
+      void respond(req, res, async () => {
         const body = await readBody(req, maxRuntimeResponseBytes);
-        if (body === undefined) return this.#core.responseTooLarge(params.requestId!);
+        const timing = { startedAt, endedAt: performance.now() };
+        if (body === undefined) return this.#core.responseTooLarge(params.requestId!, timing);
         const mode = header(req, 'lambda-runtime-function-response-mode');
         if (mode !== undefined && mode !== 'streaming') {
           return errorReply(400, 'InvalidFunctionResponseMode', 'Invalid function response mode');
         }
-        return this.#core.response(params.requestId!, body, header(req, 'content-type'));
+        return this.#core.response(params.requestId!, body, header(req, 'content-type'), timing);
       });
     });
     router.on('POST', '/2018-06-01/runtime/invocation/:requestId/error', (req, res, params) => {
-      void this.#respond(req, res, async () => {
+      const startedAt = performance.now();
+      void respond(req, res, async () => {
         const body = (await readBody(req, maxRuntimeResponseBytes)) ?? Buffer.from('{}');
-        return this.#core.error(params.requestId!, body, header(req, 'lambda-runtime-function-error-type'));
+        return this.#core.error(params.requestId!, body, header(req, 'lambda-runtime-function-error-type'), { startedAt, endedAt: performance.now() });
       });
     });
     router.on('POST', '/2018-06-01/runtime/init/error', (req, res) => {
-      void this.#respond(req, res, async () => {
+      void respond(req, res, async () => {
         const body = (await readBody(req, maxRuntimeResponseBytes)) ?? Buffer.from('{}');
         return this.#core.initError(body, header(req, 'lambda-runtime-function-error-type'));
       });
     });
+    for (const install of installers) install((method, path, handler) => router.on(method, path, handler));
     this.#server = http.createServer((req, res) => router.lookup(req, res));
     // Long-polls must never time out on the server side (a runtime may wait for minutes).
     this.#server.requestTimeout = 0;
     this.#server.headersTimeout = 0;
     this.#server.keepAliveTimeout = 0;
-  }
-
-  async #respond(req: IncomingMessage, res: ServerResponse, work: () => Promise<RuntimeApiReply>): Promise<void> {
-    try {
-      send(res, await work());
-    } catch (err) {
-      if (!res.headersSent) send(res, errorReply(500, 'ServiceException', (err as Error).message));
-      req.destroy();
-    }
   }
 
   /** Listens on an ephemeral loopback port; returns `127.0.0.1:<port>`. */
@@ -128,6 +149,7 @@ export class RuntimeApiServer {
   }
 
   async close(): Promise<void> {
+    if (!this.#server.listening) return;
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }

@@ -51,6 +51,8 @@ export interface LayerResolver {
   validate(value: unknown, runtime: string, architecture: string): Promise<string[]>;
   /** Host path of the layers merged in order (later ones win), or undefined for none. */
   mergedDir(layerVersionArns: string[]): Promise<string | undefined>;
+  /** CodeSize (zip bytes) of each layer version, by ARN: the configuration's `Layers[].CodeSize`. */
+  codeSizes(layerVersionArns: string[]): Promise<Record<string, number>>;
 }
 
 /** The request bodies of CreateFunction, UpdateFunctionCode and UpdateFunctionConfiguration. */
@@ -188,6 +190,7 @@ export class FunctionService {
     };
     const layers = await this.#o.layers.validate(input.Layers ?? [], runtime, base.architectures[0]!);
     const managedInstances = check.checkCapacityProviderConfig(input.CapacityProviderConfig);
+    const deadLetterTargetArn = check.checkDeadLetterConfig(input.DeadLetterConfig);
     if (this.#cache.has(name) || (await this.#o.store.getFunction(name))) throw new ResourceConflictException(`Function already exist: ${name}`);
     const artifact = await this.#o.artifacts.putZip(this.#zipFrom(input.Code));
     const now = this.#o.clock.now();
@@ -205,7 +208,9 @@ export class FunctionService {
       state: 'Active',
       lastUpdateStatus: 'Successful',
       layers,
+      layerCodeSizes: await this.#o.layers.codeSizes(layers),
       ...(managedInstances ? { managedInstances } : {}),
+      ...(deadLetterTargetArn ? { deadLetterTargetArn } : {}),
       createdAtMs: now.getTime(),
     };
     await this.#o.store.createFunction(record);
@@ -238,8 +243,10 @@ export class FunctionService {
     if (input.EphemeralStorage !== undefined) changes.ephemeralStorageMb = check.checkEphemeralStorage(input.EphemeralStorage);
     if (input.LoggingConfig !== undefined) changes.loggingConfig = check.checkLoggingConfig(input.LoggingConfig, current.functionName);
     if (input.TracingConfig !== undefined) changes.tracingMode = check.checkTracingMode(input.TracingConfig);
+    if (input.DeadLetterConfig !== undefined) changes.deadLetterTargetArn = check.checkDeadLetterConfig(input.DeadLetterConfig);
     if (input.Layers !== undefined) {
       changes.layers = await this.#o.layers.validate(input.Layers, runtime, current.architectures[0]!);
+      changes.layerCodeSizes = await this.#o.layers.codeSizes(changes.layers);
     }
     this.#checkRevision(current, input.RevisionId);
     return this.#save(current, changes);

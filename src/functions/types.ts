@@ -41,7 +41,11 @@ export interface FunctionRecord {
   loggingConfig: LoggingConfig;
   tracingMode: 'PassThrough' | 'Active';
   layers: string[];
+  /** CodeSize (zip bytes) of each of `layers`, by layer version ARN (`Layers[].CodeSize`). */
+  layerCodeSizes?: Record<string, number>;
   tags: Record<string, string>;
+  /** DeadLetterConfig.TargetArn: failed async events go there (a Nimbus built-in queue). */
+  deadLetterTargetArn?: string;
   /**
    * Lambda Managed Instances: environments serve several invokes at once
    * (CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig).

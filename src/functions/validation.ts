@@ -156,3 +156,16 @@ export function checkCapacityProviderConfig(value: unknown): { capacityProviderA
       : checkInteger(lmi.PerExecutionEnvironmentMaxConcurrency, 'capacityProviderConfig.lambdaManagedInstancesCapacityProviderConfig.perExecutionEnvironmentMaxConcurrency', 1, 64);
   return { capacityProviderArn: arn, maxConcurrency };
 }
+
+/** DeadLetterConfig: an SQS queue ARN (served by Nimbus's built-in queues), or empty to clear. */
+export function checkDeadLetterConfig(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const target = (value as { TargetArn?: unknown }).TargetArn;
+  if (target === undefined || target === '') return undefined;
+  if (typeof target !== 'string' || !/^arn:aws[a-zA-Z-]*:sqs:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:[a-zA-Z0-9-_]{1,80}$/.test(target)) {
+    throw new InvalidParameterValueException(
+      `The provided DeadLetterConfig target ${String(target)} is not supported: Nimbus takes an SQS queue ARN (its built-in queues, listed with \`nimbus queue\`).`,
+    );
+  }
+  return target;
+}
