@@ -23,6 +23,7 @@ import { BatchingLogSink } from './logs/batching-log-sink.ts';
 import { ApiServer } from './api/http.ts';
 import { functionRoutes } from './api/routes/functions.ts';
 import { versionRoutes } from './api/routes/versions.ts';
+import { tagRoutes } from './api/routes/tags.ts';
 import { concurrencyRoutes } from './api/routes/concurrency.ts';
 import { ReservedConcurrency } from './functions/concurrency.ts';
 import { AsyncDispatcher } from './invoker/async/async-dispatcher.ts';
@@ -138,6 +139,7 @@ export class NimbusServer {
       [
         ...functionRoutes(common),
         ...versionRoutes(common),
+        ...tagRoutes(common),
         ...invokeRoutes({ ...common, invocations, async: this.#async }),
         ...eventInvokeConfigRoutes({ ...common, configs: eventInvokeConfigs }),
         ...queueRoutes({ queues, async: this.#async, region: config.region, accountId: config.accountId }),

@@ -252,6 +252,15 @@ export class FunctionService {
     return this.#save(current, changes);
   }
 
+  /** Tags change without a new RevisionId, as on Lambda. */
+  async updateTags(functionName: string, change: (tags: Record<string, string>) => Record<string, string>): Promise<Record<string, string>> {
+    const current = await this.#latest({ functionName });
+    const next: FunctionRecord = { ...current, tags: change({ ...current.tags }) };
+    await this.#o.store.updateFunction(next, current.revisionId);
+    this.#cache.set(functionName, next);
+    return next.tags;
+  }
+
   /** DeleteFunction: the whole function, or one version with `Qualifier`. */
   async delete(ref: FunctionRef): Promise<void> {
     const q = ref.qualifier;

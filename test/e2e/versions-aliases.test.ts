@@ -146,3 +146,17 @@ test('alias bad input: unknown versions, $LATEST with weights, weights out of ra
   await expectError(server.client.send(new InvokeCommand({ FunctionName: 'badali:dup', Qualifier: 'other' })), 'InvalidParameterValueException', /qualifier/);
   assert.equal((await server.client.send(new InvokeCommand({ FunctionName: 'badali:dup' }))).StatusCode, 200, 'still serving');
 });
+
+test('tags: TagResource, ListTags, UntagResource, GetFunction shows them; bad input refused', async () => {
+  const { TagResourceCommand, UntagResourceCommand, ListTagsCommand, GetFunctionCommand } = await import('@aws-sdk/client-lambda');
+  const created = await server.createFunction({ FunctionName: 'tagged', files: { 'index.mjs': code('t') }, Tags: { team: 'core' } });
+  const arn = created.FunctionArn!;
+  await server.client.send(new TagResourceCommand({ Resource: arn, Tags: { env: 'dev', owner: 'me' } }));
+  assert.deepEqual((await server.client.send(new ListTagsCommand({ Resource: arn }))).Tags, { team: 'core', env: 'dev', owner: 'me' });
+  await server.client.send(new UntagResourceCommand({ Resource: arn, TagKeys: ['owner', 'team'] }));
+  assert.deepEqual((await server.client.send(new GetFunctionCommand({ FunctionName: 'tagged' }))).Tags, { env: 'dev' });
+  const after = await server.client.send(new GetFunctionConfigurationCommand({ FunctionName: 'tagged' }));
+  assert.equal(after.RevisionId, created.RevisionId, 'tags do not change the RevisionId');
+  await expectError(server.client.send(new TagResourceCommand({ Resource: arn, Tags: { 'aws:reserved': 'x' } })), 'InvalidParameterValueException');
+  await expectError(server.client.send(new ListTagsCommand({ Resource: `${arn}-missing` })), 'ResourceNotFoundException');
+});
