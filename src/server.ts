@@ -26,6 +26,8 @@ import { versionRoutes } from './api/routes/versions.ts';
 import { tagRoutes } from './api/routes/tags.ts';
 import { concurrencyRoutes } from './api/routes/concurrency.ts';
 import { ReservedConcurrency } from './functions/concurrency.ts';
+import { ProvisionedConcurrency } from './invoker/provisioned-concurrency.ts';
+import { provisionedConcurrencyRoutes } from './api/routes/provisioned-concurrency.ts';
 import { AsyncDispatcher } from './invoker/async/async-dispatcher.ts';
 import { EventInvokeConfigs } from './invoker/async/event-invoke-configs.ts';
 import { BuiltinQueues } from './invoker/async/builtin-queues.ts';
@@ -52,6 +54,7 @@ export class NimbusServer {
   readonly #workRoot: string;
   readonly #reserved: ReservedConcurrency;
   readonly #async: AsyncDispatcher;
+  readonly #provisioned: ProvisionedConcurrency;
   #url = '';
 
   constructor(config: ResolvedConfig, logger: Logger, onFunctionLog?: (line: string) => void) {
@@ -112,6 +115,15 @@ export class NimbusServer {
     });
     functions.onDeleted((name) => this.#reserved.delete(name));
     const invocations = new InvocationService(functions, this.#invoker);
+    this.#provisioned = new ProvisionedConcurrency({
+      store: this.#store,
+      functions,
+      invoker: this.#invoker,
+      reservedFor: (name) => this.#reserved.reservedFor(name),
+      clock: config.clock,
+      logger,
+    });
+    functions.onDeleted((name) => this.#provisioned.deleteAll(name));
     const eventInvokeConfigs = new EventInvokeConfigs(this.#store, config.clock);
     functions.onDeleted((name) => eventInvokeConfigs.deleteAll(name));
     const queues = new BuiltinQueues(this.#store, config.clock);
@@ -144,6 +156,7 @@ export class NimbusServer {
         ...eventInvokeConfigRoutes({ ...common, configs: eventInvokeConfigs }),
         ...queueRoutes({ queues, async: this.#async, region: config.region, accountId: config.accountId }),
         ...concurrencyRoutes({ ...common, reserved: this.#reserved }),
+        ...provisionedConcurrencyRoutes({ ...common, provisioned: this.#provisioned }),
         ...accountRoutes({ store: this.#store, reserved: this.#reserved }),
         ...layerRoutes({ layers, baseUrl: () => this.#url }),
         ...nimbusRoutes({
@@ -175,6 +188,7 @@ export class NimbusServer {
     const address = await this.#api.listen(this.config.host, this.config.port);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     this.#url = `http://${host}:${address.port}`;
+    await this.#provisioned.restore();
     await this.#async.start();
     this.#machine.transition('running');
     return this.#url;

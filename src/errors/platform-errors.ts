@@ -104,6 +104,12 @@ export function validationError(value: unknown, member: string, constraint: stri
   return new ValidationException(`1 validation error detected: Value '${shown}' at '${member}' failed to satisfy constraint: ${constraint}`);
 }
 
+
+export class ProvisionedConcurrencyConfigNotFoundException extends PlatformError {
+  override readonly name = 'ProvisionedConcurrencyConfigNotFoundException';
+  readonly statusCode = 404;
+}
+
 /** Every exception class by its AWS name; tests keep this registry honest. */
 export const platformErrorClasses = {
   InvalidParameterValueException,
@@ -118,4 +124,5 @@ export const platformErrorClasses = {
   InvalidRuntimeException,
   ValidationException,
   UnknownOperationException,
+  ProvisionedConcurrencyConfigNotFoundException,
 } as const;

@@ -12,6 +12,7 @@ import { MemoryMonitor } from '../environments/memory-monitor.ts';
 import type { LauncherResolver } from '../runtimes/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import { FunctionPool } from './function-pool.ts';
+import { ProvisionedPool, type ProvisionedStatus } from './provisioned-pool.ts';
 
 export interface InvokerOptions {
   sandbox: SandboxSupervisor;
@@ -36,6 +37,7 @@ export interface ConcurrencyLimits {
 export class Invoker {
   readonly #options: InvokerOptions;
   readonly #pools = new Map<string, FunctionPool>();
+  readonly #provisioned = new Map<string, ProvisionedPool>();
   readonly #memoryMonitor = new MemoryMonitor();
   readonly #reaper: NodeJS.Timeout;
   #inFlight = 0;
@@ -93,6 +95,9 @@ export class Invoker {
   async invoke(spec: EnvironmentSpec, request: InvokeRequest): Promise<InvokeResult> {
     const release = this.#admit(spec.functionName);
     try {
+      // Provisioned environments first: initialized ahead, so no cold start.
+      const provisioned = this.#provisioned.get(`${spec.functionName}:${spec.version}`)?.takeIdle();
+      if (provisioned) return await provisioned.invoke(request);
       const pool = this.#poolFor(spec);
       const lease = await pool.acquire();
       if (!lease.cold) return await lease.env.invoke(request);
@@ -114,7 +119,35 @@ export class Invoker {
     return pool;
   }
 
-  #createEnvironment(spec: EnvironmentSpec, pool: FunctionPool): Environment {
+  /**
+   * Keeps `count` environments of this version initialized ahead (provisioned
+   * concurrency), replacing any previous provisioning of it.
+   */
+  provision(spec: EnvironmentSpec, count: number, onStatus: (status: ProvisionedStatus, reason?: string) => void): ProvisionedPool {
+    const key = `${spec.functionName}:${spec.version}`;
+    void this.#provisioned.get(key)?.close();
+    const provisionedSpec: EnvironmentSpec = { ...spec, initializationType: 'provisioned-concurrency' };
+    const pool = new ProvisionedPool({
+      count,
+      create: (onReady, onStopped) => this.#createEnvironment(provisionedSpec, { ready: onReady, stopped: onStopped }),
+      onStatus,
+    });
+    this.#provisioned.set(key, pool);
+    return pool;
+  }
+
+  provisionedPool(functionName: string, version: string): ProvisionedPool | undefined {
+    return this.#provisioned.get(`${functionName}:${version}`);
+  }
+
+  async deprovision(functionName: string, version: string): Promise<void> {
+    const key = `${functionName}:${version}`;
+    const pool = this.#provisioned.get(key);
+    this.#provisioned.delete(key);
+    await pool?.close();
+  }
+
+  #createEnvironment(spec: EnvironmentSpec, pool: Pick<FunctionPool, 'ready' | 'stopped'>): Environment {
     const { sandbox, launcher, logSink, logger, workRoot, initTimeoutMs } = this.#options;
     return new Environment({
       spec,
@@ -151,8 +184,9 @@ export class Invoker {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#reaper);
-    const pools = [...this.#pools.values()];
+    const pools = [...this.#pools.values(), ...this.#provisioned.values()];
     this.#pools.clear();
+    this.#provisioned.clear();
     await Promise.all(pools.map((pool) => pool.close()));
     this.#memoryMonitor.close();
   }

@@ -151,8 +151,9 @@ export class AsyncDispatcher {
       }
       this.stats.throttled++;
       const delay = Math.min(this.#o.throttleMaxMs, this.#o.throttleBaseMs * 2 ** event.throttles);
-      if (Date.now() + delay - event.enqueuedAtMs > maxAgeMs) return this.#giveUp(event, config, 'EventAgeExceeded', undefined);
-      await this.#o.queue.rescheduleAsync(event.id, Date.now() + delay, event.attempts, event.throttles + 1);
+      // Never wait past the event's age limit: the attempt then finds it expired.
+      const next = Math.min(Date.now() + delay, event.enqueuedAtMs + maxAgeMs + 1);
+      await this.#o.queue.rescheduleAsync(event.id, next, event.attempts, event.throttles + 1);
       return;
     }
     // An environment stopped by a server shutdown is not the function's failure.
