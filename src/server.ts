@@ -164,7 +164,7 @@ export class NimbusServer {
           store: this.#store,
           artifacts,
           flushLogs: () => this.#logSink.flush(),
-          info: () => ({ sandbox: this.sandbox.kind, region: config.region, accountId: config.accountId }),
+          info: () => ({ sandbox: this.sandbox.kind, region: config.region, accountId: config.accountId, async: this.#async.stats }),
         }),
       ],
       logger,
