@@ -136,6 +136,8 @@ export class ApiServer {
     this.#logger = logger;
     const router = FindMyWay({
       ignoreTrailingSlash: true,
+      // Layer names reach 140 characters and ARNs more: find-my-way's default is 100.
+      maxParamLength: 2048,
       defaultRoute: (req, res) => {
         const ctx = new RequestContext(req, {}, 'Unknown');
         const err = new UnknownOperationException(`No operation at ${req.method} ${req.url?.split('?')[0]}.`);

@@ -26,7 +26,7 @@ test('provisioned environments serve without a cold start; extra load spills to 
     assert.equal(put.$metadata.httpStatusCode, 202);
     assert.equal(put.RequestedProvisionedConcurrentExecutions, 2);
     assert.ok(put.Status === 'IN_PROGRESS' || put.Status === 'READY');
-    let status = put.Status;
+    let status: string | undefined = put.Status;
     for (let i = 0; i < 100 && status !== 'READY'; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const got = await server.client.send(new GetProvisionedConcurrencyConfigCommand({ FunctionName: 'pc', Qualifier: '1' }));
@@ -75,7 +75,7 @@ test('on an alias; refused on $LATEST and beyond reserved concurrency', async ()
     assert.equal(payloadJson((await server.client.send(new InvokeCommand({ FunctionName: 'pca:live' }))).Payload), 'provisioned-concurrency');
 
     await assert.rejects(
-      server.client.send(new PutProvisionedConcurrencyConfigCommand({ FunctionName: 'pca', ProvisionedConcurrentExecutions: 1 })),
+      server.client.send(new PutProvisionedConcurrencyConfigCommand({ FunctionName: 'pca', ProvisionedConcurrentExecutions: 1 } as never)),
       (err: Error) => err.name === 'InvalidParameterValueException' && /unpublished/.test(err.message),
     );
     await assert.rejects(server.client.send(new PutProvisionedConcurrencyConfigCommand({ FunctionName: 'pca', Qualifier: '9', ProvisionedConcurrentExecutions: 1 })), {

@@ -8,7 +8,7 @@
  */
 
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import * as nodeModule from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -30,6 +30,44 @@ export const STREAM_RESPONSE = 'response';
  * @property {number | undefined} highWaterMark
  * @property {boolean} isAsync declared `async` (an unsettled promise is then an error)
  */
+
+/**
+ * ES modules ignore NODE_PATH, but Lambda's Node runtime resolves bare imports from the
+ * layer folders on it (`/opt/nodejs/node_modules`, ...). A resolve hook retries a bare
+ * specifier Node could not find from each NODE_PATH `node_modules` folder that exists.
+ * Installed only when such a folder exists (a function with layers), so a function
+ * without layers pays nothing. Needs `module.registerHooks` (Node >= 22.15); on older
+ * Nodes ES imports from layers stay unavailable, `require` works everywhere.
+ */
+function installNodePathForEsm() {
+  const registerHooks = /** @type {any} */ (nodeModule).registerHooks;
+  if (typeof registerHooks !== 'function') return;
+  const folders = (process.env.NODE_PATH ?? '')
+    .split(':')
+    .filter((dir) => basename(dir) === 'node_modules' && existsSync(dir));
+  if (folders.length === 0) return;
+  // A parent URL inside each folder's parent makes Node look in that `node_modules`.
+  const parents = folders.map((dir) => pathToFileURL(join(dirname(dir), 'nimbus-node-path.mjs')).href);
+  registerHooks({
+    /** @param {string} specifier @param {any} context @param {(s: string, c?: any) => any} next */
+    resolve(specifier, context, next) {
+      try {
+        return next(specifier, context);
+      } catch (err) {
+        const bare = !/^(\.|\/|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(specifier);
+        if (!bare || /** @type {{code?: string}} */ (err).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+        for (const parentURL of parents) {
+          try {
+            return next(specifier, { ...context, parentURL });
+          } catch {
+            // not in this folder
+          }
+        }
+        throw err;
+      }
+    },
+  });
+}
 
 /** @param {string} folder */
 function packageTypeIsModule(folder) {
@@ -87,6 +125,7 @@ async function loadModule(appRoot, moduleRoot, moduleName, require) {
  * @returns {Promise<LoadedHandler>}
  */
 export async function loadHandler(appRoot, fullHandler, requireFrom) {
+  installNodePathForEsm();
   if (fullHandler.includes('..')) {
     throw new MalformedHandlerName(
       `'${fullHandler}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
@@ -100,7 +139,7 @@ export async function loadHandler(appRoot, fullHandler, requireFrom) {
 
   let mod;
   try {
-    mod = await loadModule(appRoot, moduleRoot, moduleName, createRequire(requireFrom));
+    mod = await loadModule(appRoot, moduleRoot, moduleName, nodeModule.createRequire(requireFrom));
   } catch (e) {
     const err = /** @type {any} */ (e);
     if (err instanceof SyntaxError) throw new UserCodeSyntaxError(String(err));
