@@ -37,10 +37,17 @@ import { invokeRoutes } from './api/routes/invoke.ts';
 import { accountRoutes } from './api/routes/account.ts';
 import { nimbusRoutes } from './api/routes/nimbus.ts';
 import { layerRoutes } from './api/routes/layers.ts';
+import { functionUrlRoutes } from './api/routes/function-urls.ts';
+import { createFrontDoors } from './triggers/wiring.ts';
 
 export type ServerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 const clientsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'runtimes', 'clients');
+
+export interface NimbusServerOptions {
+  /** Builds the invoker (`nimbus dev` runs functions from their source folders through its own). */
+  createInvoker?: (options: ConstructorParameters<typeof Invoker>[0]) => Invoker;
+}
 
 export class NimbusServer {
   readonly config: ResolvedConfig;
@@ -57,7 +64,7 @@ export class NimbusServer {
   readonly #provisioned: ProvisionedConcurrency;
   #url = '';
 
-  constructor(config: ResolvedConfig, logger: Logger, onFunctionLog?: (line: string) => void) {
+  constructor(config: ResolvedConfig, logger: Logger, onFunctionLog?: (line: string) => void, options: NimbusServerOptions = {}) {
     this.config = config;
     this.#logger = logger;
     this.#machine = new StateMachine<ServerState>(
@@ -83,7 +90,7 @@ export class NimbusServer {
     });
     this.#workRoot = path.join(config.dataDir, 'environments');
     this.#reserved = new ReservedConcurrency(this.#store, config.accountConcurrencyLimit);
-    this.#invoker = new Invoker({
+    this.#invoker = (options.createInvoker ?? ((o) => new Invoker(o)))({
       sandbox: this.sandbox,
       launcher,
       logSink: this.#logSink,
@@ -115,6 +122,18 @@ export class NimbusServer {
     });
     functions.onDeleted((name) => this.#reserved.delete(name));
     const invocations = new InvocationService(functions, this.#invoker);
+    const frontDoors = createFrontDoors({
+      store: this.#store,
+      clock: config.clock,
+      functions,
+      invoker: invocations,
+      region: config.region,
+      accountId: config.accountId,
+      accessKeys: config.accessKeys,
+      logger,
+      baseUrl: () => this.#url,
+    });
+    functions.onDeleted((name) => frontDoors.urls.deleteAll(name));
     this.#provisioned = new ProvisionedConcurrency({
       store: this.#store,
       functions,
@@ -159,6 +178,8 @@ export class NimbusServer {
         ...provisionedConcurrencyRoutes({ ...common, provisioned: this.#provisioned }),
         ...accountRoutes({ store: this.#store, reserved: this.#reserved }),
         ...layerRoutes({ layers, baseUrl: () => this.#url }),
+        ...functionUrlRoutes({ ...common, urls: frontDoors.urls, functionUrl: frontDoors.functionUrl, arn: (n, q) => functions.arn(n, q) }),
+        ...frontDoors.routes,
         ...nimbusRoutes({
           ...common,
           store: this.#store,
@@ -168,6 +189,7 @@ export class NimbusServer {
         }),
       ],
       logger,
+      frontDoors.hook,
     );
   }
 

@@ -10,6 +10,7 @@ import { registerLogs } from './commands/logs.ts';
 import { registerDeploy } from './commands/deploy.ts';
 import { registerDoctor } from './commands/doctor.ts';
 import { registerQueue } from './commands/queue.ts';
+import { registerDev } from './commands/dev.ts';
 
 const program = new Command('nimbus')
   .description('A self-hosted serverless platform that speaks AWS Lambda\'s own interfaces.')
@@ -21,6 +22,7 @@ registerLogs(program);
 registerDeploy(program);
 registerDoctor(program);
 registerQueue(program);
+registerDev(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

@@ -225,6 +225,20 @@ test('Node.js: require from nodejs/node_modules, /opt/bin on PATH, /opt/lib on L
   });
 });
 
+test('Node.js: an ES module handler imports a package from a layer, as on Lambda', async () => {
+  const { out: layer } = await publish('esm-deps', {
+    'nodejs/node_modules/shouter/package.json': JSON.stringify({ name: 'shouter', type: 'module', exports: './index.js' }),
+    'nodejs/node_modules/shouter/index.js': 'export const shout = (s) => s.toUpperCase() + "!";',
+  });
+  await server.createFunction({
+    FunctionName: 'esm-layers',
+    Handler: 'index.handler',
+    Layers: [layer.LayerVersionArn!],
+    files: { 'index.mjs': "import { shout } from 'shouter';\nexport const handler = async () => shout('from a layer');" },
+  });
+  assert.equal(await invoke('esm-layers'), 'FROM A LAYER!');
+});
+
 test('Python: packages from python/ and python/lib/python3.X/site-packages', async () => {
   const { out: layer } = await publish('py-deps', {
     'python/toplevel_pkg/__init__.py': 'WHERE = "python/"\n',

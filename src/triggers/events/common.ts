@@ -11,8 +11,11 @@ export function traceHeader(atMs: number): string {
   return `Root=1-${Math.floor(atMs / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
 }
 
+/** RFC 9110 §7.6.1: connection-specific fields end at the front door. */
+const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', 'trailer']);
+
 /**
- * The request's headers plus those the front door adds. Hop-by-hop `Connection` is not
+ * The request's headers plus those the front door adds. Hop-by-hop fields are not
  * forwarded; an existing X-Forwarded-For is extended with the peer's address.
  */
 export function forwardedHeaders(request: IncomingHttpRequest, localPort: number): Array<[string, string]> {
@@ -21,7 +24,7 @@ export function forwardedHeaders(request: IncomingHttpRequest, localPort: number
   let trace: string | undefined;
   for (const [k, v] of request.headers) {
     const lower = k.toLowerCase();
-    if (lower === 'connection' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-port') continue;
+    if (hopByHop.has(lower) || lower === 'x-forwarded-proto' || lower === 'x-forwarded-port') continue;
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === undefined ? v : `${forwardedFor}, ${v}`;
       continue;

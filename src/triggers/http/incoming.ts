@@ -32,25 +32,31 @@ function decodeHeaderValue(name: string, latin1: string): string {
   return bytes.toString('utf8');
 }
 
+/**
+ * The body, or RequestRejection('too-large'). An oversized body is still read to its end
+ * (and dropped) before the answer, so the client sees the 413 rather than a reset while it
+ * is still sending; past four times the limit the request is cut short.
+ */
 function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limitBytes) return Promise.reject(new RequestRejection('too-large', `Request body of ${declared} bytes is over the ${limitBytes}-byte limit.`));
+  const tooLarge = () => new RequestRejection('too-large', `Request body is over the ${limitBytes}-byte limit.`);
+  if (declared > limitBytes * 4) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = declared > limitBytes;
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limitBytes) {
+      if (size > limitBytes * 4) {
         req.off('data', onData);
-        // Drain the rest so the connection stays usable for the answer.
-        req.resume();
-        reject(new RequestRejection('too-large', `Request body is over the ${limitBytes}-byte limit.`));
+        reject(tooLarge());
         return;
       }
-      chunks.push(chunk);
+      if (size > limitBytes) over = true;
+      if (!over) chunks.push(chunk);
     };
     req.on('data', onData);
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.on('end', () => (over ? reject(tooLarge()) : resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))));
     req.on('error', reject);
   });
 }

@@ -39,7 +39,7 @@ export function albResponse(payload: Buffer, multiValueHeaders: boolean): HttpRe
     }
   }
   const text = optionalString(value.body, 'body') ?? '';
-  let body = Buffer.from(text, 'utf8');
+  let body: Buffer = Buffer.from(text, 'utf8');
   if (optionalBoolean(value.isBase64Encoded, 'isBase64Encoded')) {
     const decoded = decodeBase64Body(text);
     if (!decoded) throw new MalformedResponse('isBase64Encoded is true but body is not base64.');

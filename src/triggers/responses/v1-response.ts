@@ -49,7 +49,7 @@ export function v1Response(payload: Buffer, options: V1ResponseOptions): HttpRes
     headers.push(['Content-Type', contentType]);
   }
   const text = optionalString(value.body, 'body') ?? '';
-  let body = Buffer.from(text, 'utf8');
+  let body: Buffer = Buffer.from(text, 'utf8');
   if (optionalBoolean(value.isBase64Encoded, 'isBase64Encoded') && options.decodeBase64(contentType)) {
     const decoded = decodeBase64Body(text);
     if (!decoded) throw new MalformedResponse('isBase64Encoded is true but body is not base64.');

@@ -1,0 +1,2 @@
+export * from './wiring.ts';
+export type * from './types.ts';
