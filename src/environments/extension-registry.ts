@@ -32,6 +32,8 @@ export interface FunctionMetadata {
 }
 
 export interface RegistryHooks {
+  /** An extension registered. */
+  onRegistered(extension: Extension): void;
   /** An extension called `event/next`: it is done with its previous event. */
   onReady(extension: Extension): void;
   onInitError(extension: Extension, errorType: string): void;
@@ -99,6 +101,8 @@ function parseRegisterBody(body: Buffer): { events: string[] } | { error: string
 
 export class ExtensionRegistry {
   readonly #byId = new Map<string, Extension>();
+  /** Registered extensions in registration order (read on every invoke). */
+  readonly #registered: Extension[] = [];
   readonly #external = new Map<string, Extension>();
   readonly #internal = new Map<string, Extension>();
   readonly #metadata: FunctionMetadata;
@@ -124,12 +128,8 @@ export class ExtensionRegistry {
   }
 
   /** Every extension that registered (external and internal), in registration order. */
-  registered(): Extension[] {
-    return [...this.#byId.values()];
-  }
-
-  externals(): Extension[] {
-    return [...this.#external.values()];
+  registered(): readonly Extension[] {
+    return this.#registered;
   }
 
   get internalCount(): number {
@@ -182,10 +182,12 @@ export class ExtensionRegistry {
     }
     for (const e of parsed.events) ext.events.add(e as ExtensionEventType);
     this.#byId.set(ext.id, ext);
+    this.#registered.push(ext);
     const features = (acceptFeature ?? '').split(',').map((f) => f.trim());
     const m = this.#metadata;
     const response: Record<string, string> = { functionName: m.functionName, functionVersion: m.functionVersion, handler: m.handler };
     if (features.includes('accountId')) response.accountId = m.accountId;
+    this.#hooks.onRegistered(ext);
     return { status: 200, body: response, headers: { 'Lambda-Extension-Identifier': ext.id } };
   }
 
@@ -221,11 +223,11 @@ export class ExtensionRegistry {
       // A second long-poll while the first is still open is refused, as RIE does; one
       // whose connection went away (the client gave up) may be replaced.
       if (ext.parked && !ext.parked.destroyed) return invalidState('Ready', 'Ready', id);
-      this.#park(ext, res);
+      ext.parked = res;
     } else {
       if (!ext.machine.can('ready')) return invalidState(ext.stateName, 'Ready', id);
       ext.machine.transition('ready');
-      this.#park(ext, res);
+      ext.parked = res;
       this.#hooks.onReady(ext);
     }
     const pending = ext.pending;
@@ -234,13 +236,6 @@ export class ExtensionRegistry {
       this.deliver(ext, pending);
     }
     return undefined;
-  }
-
-  #park(ext: Extension, res: ServerResponse): void {
-    ext.parked = res;
-    res.once('close', () => {
-      if (ext.parked === res) ext.parked = undefined;
-    });
   }
 
   initError(id: string, errorType: string | undefined): RuntimeApiReply {

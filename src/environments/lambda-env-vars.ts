@@ -39,19 +39,25 @@ export interface EnvironmentPaths {
   tmpDir: string;
 }
 
+/**
+ * @param interpreterDir where the managed runtime's interpreter lives; first on PATH, as
+ *   Lambda puts /var/lang/bin first, so that extensions written for the runtime's language
+ *   (`#!/usr/bin/env node`) find it.
+ */
 export function buildLambdaEnvironment(
   spec: EnvironmentSpec,
   paths: EnvironmentPaths,
   runtimeApi: string,
   logStream: string,
   launcherEnv: Record<string, string>,
+  interpreterDir?: string,
 ): Record<string, string> {
   const isCustom = spec.runtimeId.startsWith('provided');
   const env: Record<string, string> = {
     // Unreserved defaults first, so the function's own variables can override them.
     LANG: 'en_US.UTF-8',
     TZ: ':UTC',
-    PATH: `/usr/local/bin:/usr/bin/:/bin:${paths.optDir}/bin`,
+    PATH: `${interpreterDir ? interpreterDir + ':' : ''}/usr/local/bin:/usr/bin/:/bin:${paths.optDir}/bin`,
     LD_LIBRARY_PATH: `/lib64:/usr/lib64:${paths.runtimeDir}:${paths.runtimeDir}/lib:${paths.taskRoot}:${paths.taskRoot}/lib:${paths.optDir}/lib`,
     AWS_XRAY_CONTEXT_MISSING: 'LOG_ERROR',
     AWS_XRAY_DAEMON_ADDRESS: '169.254.79.129:2000',
@@ -79,9 +85,30 @@ export function buildLambdaEnvironment(
     AWS_SESSION_TOKEN: 'nimbus-local-session-token',
   };
   if (!isCustom) env.AWS_EXECUTION_ENV = `AWS_Lambda_${spec.runtimeId}`;
+  if (spec.initializationType === 'lambda-managed-instances') env.AWS_LAMBDA_MAX_CONCURRENCY = String(spec.maxConcurrency);
   if (spec.logFormat === 'JSON') {
     env.AWS_LAMBDA_LOG_FORMAT = 'JSON';
     if (spec.applicationLogLevel) env.AWS_LAMBDA_LOG_LEVEL = spec.applicationLogLevel;
+  }
+  return env;
+}
+
+/** What extensions do not inherit from the function's environment (§2.4; RIE drops every `_` key). */
+const notForExtensions = new Set([
+  'AWS_EXECUTION_ENV',
+  'AWS_LAMBDA_LOG_GROUP_NAME',
+  'AWS_LAMBDA_LOG_STREAM_NAME',
+  'AWS_XRAY_CONTEXT_MISSING',
+  'AWS_XRAY_DAEMON_ADDRESS',
+  'LAMBDA_RUNTIME_DIR',
+  'LAMBDA_TASK_ROOT',
+]);
+
+/** The environment of an external extension, from the function's (without the launcher's). */
+export function extensionEnvironment(functionEnv: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(functionEnv)) {
+    if (!key.startsWith('_') && !notForExtensions.has(key)) env[key] = value;
   }
   return env;
 }

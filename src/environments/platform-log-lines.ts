@@ -57,3 +57,10 @@ export function logStreamName(at: Date, version: string, instanceHex: string): s
   const d = String(at.getUTCDate()).padStart(2, '0');
   return `${y}/${m}/${d}/[${version}]${instanceHex}`;
 }
+
+/** `EXTENSION\tName: x\tState: Ready\tEvents: [INVOKE,SHUTDOWN]`, written at the end of Init. */
+export function extensionLine(name: string, state: string, events: readonly string[], errorType?: string): string {
+  let line = `EXTENSION\tName: ${name}\tState: ${state}\tEvents: [${events.join(',')}]`;
+  if (errorType) line += `\tError Type: ${errorType}`;
+  return line;
+}

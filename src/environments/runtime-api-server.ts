@@ -94,6 +94,7 @@ export async function respond(req: IncomingMessage, res: ServerResponse, work: (
 export class RuntimeApiServer {
   readonly #server: http.Server;
   readonly #core: RuntimeApiCore;
+  #closed = false;
 
   constructor(core: RuntimeApiCore, installers: readonly RouteInstaller[] = []) {
     this.#core = core;
@@ -140,15 +141,22 @@ export class RuntimeApiServer {
 
   /** Listens on an ephemeral loopback port; returns `127.0.0.1:<port>`. */
   async listen(): Promise<string> {
+    if (this.#closed) throw new Error('The environment is stopping.');
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(0, '127.0.0.1', () => resolve());
     });
+    if (this.#closed) {
+      // Closed while it was starting to listen: do not leave the port open.
+      this.#server.close();
+      throw new Error('The environment is stopping.');
+    }
     const { port } = this.#server.address() as AddressInfo;
     return `127.0.0.1:${port}`;
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     if (!this.#server.listening) return;
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));

@@ -19,6 +19,11 @@ export interface HostDirs {
   codeDir: string;
   optDir: string;
   tmpDir: string;
+  /**
+   * The environment's /etc/hosts (the host's, plus `sandbox.localdomain` and `sandbox` for
+   * 127.0.0.1, the names Telemetry API subscribers listen on). Bubblewrap only.
+   */
+  hostsFile?: string;
 }
 
 export interface SpawnRequest {
@@ -36,7 +41,10 @@ export interface SandboxSupervisor {
   paths(dirs: HostDirs): EnvironmentPaths;
   /** Starts the process tree in its own process group; stdio is piped. */
   spawn(request: SpawnRequest): ChildProcess;
-  /** Kills the whole process tree of a spawned child. */
+  /**
+   * Signals the whole process tree of a spawned child: SIGKILL kills it; SIGTERM asks
+   * every process of it to stop.
+   */
   kill(child: ChildProcess, signal: NodeJS.Signals): void;
 }
 
@@ -124,6 +132,10 @@ export class BubblewrapSandbox implements SandboxSupervisor {
     const args = [
       '--die-with-parent',
       '--unshare-pid',
+      // The process is the first of its pid namespace, with no bubblewrap reaper above it:
+      // a reaper outlives bubblewrap when the process ends on its own (after SIGTERM or
+      // SHUTDOWN) and is left as a zombie for the host's init to collect.
+      '--as-pid-1',
       '--unshare-ipc',
       '--unshare-uts',
       '--hostname', 'localhost',
@@ -131,6 +143,7 @@ export class BubblewrapSandbox implements SandboxSupervisor {
       '--ro-bind', request.dirs.codeDir, '/var/task',
       '--ro-bind', request.dirs.optDir, '/opt',
       '--bind', request.dirs.tmpDir, '/tmp',
+      ...(request.dirs.hostsFile ? ['--ro-bind', request.dirs.hostsFile, '/etc/hosts'] : []),
       ...request.readOnlyPaths.flatMap((p) => ['--ro-bind', p, p]),
       '--chdir', '/var/task',
       '--',
@@ -145,22 +158,38 @@ export class BubblewrapSandbox implements SandboxSupervisor {
   }
 
   /**
-   * Kills the namespace's init (bubblewrap's inner process) first: the kernel then kills
-   * everything in the pid namespace, and the outer bubblewrap reaps it and exits on its
-   * own. Killing the whole group at once would orphan the inner one as a zombie for the
-   * host's init to collect. The group kill stays as the backstop.
+   * SIGKILL: kills the namespace's first process first: the kernel then kills everything
+   * in the pid namespace, and bubblewrap reaps it and exits on its own. Killing the whole
+   * group at once would leave bubblewrap no time to reap. The group kill stays as the
+   * backstop.
+   *
+   * Other signals go to every process inside. The first process of a pid namespace gets
+   * one from outside only if it handles it (Node.js does for SIGTERM, but only to end by
+   * it again, which a namespace's first process cannot): the Shutdown phase kills what a
+   * SIGTERM did not end.
    */
   kill(child: ChildProcess, signal: NodeJS.Signals): void {
     if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const inner = treePids(child.pid).slice(1, 2);
-    for (const pid of inner) {
+    const tree = treePids(child.pid);
+    if (signal !== 'SIGKILL') {
+      for (const pid of tree.slice(1)) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // gone already
+        }
+      }
+      return;
+    }
+    const first = tree.slice(1, 2);
+    for (const pid of first) {
       try {
         process.kill(pid, signal);
       } catch {
         // gone already
       }
     }
-    if (inner.length === 0) {
+    if (first.length === 0) {
       killGroup(child, signal);
       return;
     }

@@ -13,6 +13,8 @@ export interface EnvironmentSpec {
   version: string;
   /** Unqualified function ARN. */
   functionArn: string;
+  /** The account the function belongs to (the Extensions API's register answer tells it). */
+  accountId: string;
   runtimeId: string;
   handler: string;
   memoryMb: number;

@@ -307,6 +307,7 @@ export class FunctionService {
       functionName: record.functionName,
       version: record.version,
       functionArn: this.arn(record.functionName),
+      accountId: this.#o.accountId,
       runtimeId: record.runtime,
       handler: record.handler,
       memoryMb: record.memoryMb,

@@ -1,7 +1,8 @@
 /**
  * The warm environments of one function version and configuration revision. Hands out
- * a ready environment when there is one (warm start), waits for one that is about to
- * be ready rather than starting another, and starts a new one otherwise (cold start).
+ * a free invocation slot of a ready environment when there is one (warm start; one slot
+ * per environment on demand, MaxConcurrency on managed instances), waits for one that is
+ * about to be free rather than starting another, and starts a new one otherwise (cold start).
  */
 import type { Environment } from '../environments/environment.ts';
 
@@ -14,7 +15,10 @@ export interface Lease {
 export class FunctionPool {
   readonly revisionId: string;
   readonly #create: () => Environment;
-  /** Ready environments, most recently used last (reused first, so others can idle out). */
+  /**
+   * Free slots: an environment once per slot it has free, most recently freed last (reused
+   * first, so others can idle out).
+   */
   readonly #idle: Environment[] = [];
   readonly #all = new Set<Environment>();
   readonly #waiters: Array<(lease: Lease) => void> = [];
@@ -32,9 +36,7 @@ export class FunctionPool {
   acquire(): Lease | Promise<Lease> {
     const warm = this.#idle.pop();
     if (warm) return { env: warm, cold: false };
-    let finishing = 0;
-    for (const env of this.#all) if (env.state === 'finishing') finishing++;
-    if (finishing > this.#waiters.length) {
+    if (this.#soonFree() > this.#waiters.length) {
       return new Promise<Lease>((resolve) => this.#waiters.push(resolve));
     }
     const env = this.#create();
@@ -42,10 +44,21 @@ export class FunctionPool {
     return { env, cold: true };
   }
 
-  /** An environment's runtime is waiting on `/next` again. */
+  /** Slots about to be free: post-runtime phases ending, managed instances initializing. */
+  #soonFree(): number {
+    let n = 0;
+    for (const env of this.#all) n += env.slotsSoonFree;
+    return n;
+  }
+
+  #removeIdle(env: Environment): void {
+    for (let i = this.#idle.length - 1; i >= 0; i--) if (this.#idle[i] === env) this.#idle.splice(i, 1);
+  }
+
+  /** A slot of an environment is free (its runtime waits on `/next`). */
   ready(env: Environment): void {
     if (this.#retired) {
-      void env.stop('spindown');
+      if (env.inFlight === 0) void env.stop('spindown');
       return;
     }
     const waiter = this.#waiters.shift();
@@ -56,22 +69,20 @@ export class FunctionPool {
   /** An environment stopped (failure, timeout, reaping, shutdown). */
   stopped(env: Environment): void {
     this.#all.delete(env);
-    const at = this.#idle.indexOf(env);
-    if (at >= 0) this.#idle.splice(at, 1);
-    // Someone waiting for this environment to finish must start a fresh one instead.
-    const waiter = this.#waiters.shift();
-    if (waiter) {
+    this.#removeIdle(env);
+    // Those waiting for slots that will not come now must start fresh environments instead.
+    while (this.#waiters.length > this.#soonFree()) {
       const fresh = this.#create();
       this.#all.add(fresh);
-      waiter({ env: fresh, cold: true });
+      this.#waiters.shift()!({ env: fresh, cold: true });
     }
   }
 
   /** Stops environments idle since before `cutoffMs` (epoch ms). */
   reapIdle(cutoffMs: number): void {
-    for (const env of [...this.#idle]) {
-      if (env.lastUsedAt < cutoffMs) {
-        this.#idle.splice(this.#idle.indexOf(env), 1);
+    for (const env of new Set(this.#idle)) {
+      if (env.inFlight === 0 && env.lastUsedAt < cutoffMs) {
+        this.#removeIdle(env);
         void env.stop('spindown');
       }
     }
@@ -80,7 +91,7 @@ export class FunctionPool {
   /** The configuration changed: no new leases; idle environments stop now, busy ones when done. */
   retire(): Promise<void> {
     this.#retired = true;
-    const idle = this.#idle.splice(0);
+    const idle = [...new Set(this.#idle.splice(0))].filter((env) => env.inFlight === 0);
     return Promise.all(idle.map((env) => env.stop('spindown'))).then(() => undefined);
   }
 
