@@ -34,6 +34,7 @@ import { BuiltinQueues } from './invoker/async/builtin-queues.ts';
 import { eventInvokeConfigRoutes } from './api/routes/event-invoke-configs.ts';
 import { queueRoutes } from './api/routes/queues.ts';
 import { invokeRoutes } from './api/routes/invoke.ts';
+import { invokeStreamRoutes } from './api/routes/invoke-stream.ts';
 import { accountRoutes } from './api/routes/account.ts';
 import { nimbusRoutes } from './api/routes/nimbus.ts';
 import { layerRoutes } from './api/routes/layers.ts';
@@ -172,6 +173,7 @@ export class NimbusServer {
         ...versionRoutes(common),
         ...tagRoutes(common),
         ...invokeRoutes({ ...common, invocations, async: this.#async }),
+        ...invokeStreamRoutes({ ...common, invocations }),
         ...eventInvokeConfigRoutes({ ...common, configs: eventInvokeConfigs }),
         ...queueRoutes({ queues, async: this.#async, region: config.region, accountId: config.accountId }),
         ...concurrencyRoutes({ ...common, reserved: this.#reserved }),

@@ -21,6 +21,8 @@ export interface Reply {
   headers?: Record<string, string>;
   /** Objects are sent as JSON; Buffers and strings as they are. */
   body?: unknown;
+  /** A body written piece by piece as it is produced (chunked), instead of `body`. */
+  stream?: AsyncIterable<Buffer>;
 }
 
 export class RequestContext {
@@ -107,7 +109,24 @@ function renderError(err: unknown, requestId: string, logger: Logger): Reply {
   };
 }
 
+async function sendStream(res: ServerResponse, reply: Reply, stream: AsyncIterable<Buffer>, requestId: string): Promise<void> {
+  res.writeHead(reply.status, { 'x-amzn-RequestId': requestId, ...reply.headers });
+  res.flushHeaders();
+  try {
+    for await (const chunk of stream) {
+      if (res.destroyed) break;
+      res.write(chunk);
+    }
+  } finally {
+    res.end();
+  }
+}
+
 function send(res: ServerResponse, reply: Reply, requestId: string): void {
+  if (reply.stream) {
+    void sendStream(res, reply, reply.stream, requestId).catch(() => res.destroy());
+    return;
+  }
   const headers: Record<string, string | number> = { 'x-amzn-RequestId': requestId, ...reply.headers };
   let payload: Buffer | string | undefined;
   if (reply.body === undefined) payload = undefined;

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StateMachine } from '../lifecycle/state-machine.ts';
 import { RuntimeErrorType } from '../errors/runtime-error-types.ts';
 import type { LauncherResolver } from '../runtimes/types.ts';
@@ -249,6 +249,10 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
 
   response(requestId: string, body: Buffer, contentType: string | undefined, timing: ResponseTiming): RuntimeApiReply {
     return this.#slots.response(requestId, body, contentType, timing);
+  }
+
+  responseStream(requestId: string, req: IncomingMessage, contentType: string | undefined, startedAt: number): Promise<RuntimeApiReply> {
+    return this.#slots.responseStream(requestId, req, contentType, startedAt);
   }
 
   responseTooLarge(requestId: string, timing: ResponseTiming): RuntimeApiReply {

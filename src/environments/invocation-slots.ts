@@ -7,17 +7,17 @@
  * extensions call `next` again, and the end: END, REPORT, platform.runtimeDone and
  * platform.report, the slot free again. Timeouts and crashes end invocations early.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RuntimeErrorType } from '../errors/runtime-error-types.ts';
 import type { Extension, ExtensionRegistry } from './extension-registry.ts';
 import { Invocation } from './invocation.ts';
 import type { StopReason } from './lifecycle.ts';
 import type { LogCollector } from './log-collector.ts';
 import * as lines from './platform-log-lines.ts';
-import { accepted, errorReply, type ResponseTiming, type RuntimeApiReply } from './runtime-api-server.ts';
+import { accepted, errorReply, maxStreamedResponseBytes, type ResponseTiming, type RuntimeApiReply } from './runtime-api-server.ts';
 import * as events from './telemetry-events.ts';
 import type { TelemetryHub } from './telemetry-hub.ts';
-import type { EnvironmentSpec, InvokeOutcome, InvokeRequest, InvokeResult } from './types.ts';
+import type { EnvironmentSpec, InvokeOutcome, InvokeRequest, InvokeResult, StreamCompletion } from './types.ts';
 
 export interface SlotsContext {
   spec: EnvironmentSpec;
@@ -164,6 +164,57 @@ export class InvocationSlots {
     return accepted;
   }
 
+  /**
+   * A streamed response: the caller gets the stream at once; the runtime is answered
+   * (and the response phase ends) when the stream does. Bytes past Lambda's streamed
+   * response limit end the stream with Function.ResponseSizeTooLarge.
+   */
+  responseStream(requestId: string, req: IncomingMessage, contentType: string | undefined, startedAt: number): Promise<RuntimeApiReply> {
+    const inv = this.#running(requestId);
+    if (!inv) {
+      req.resume();
+      return Promise.resolve(this.#lateOrInvalid(requestId));
+    }
+    let settle!: (completion: StreamCompletion) => void;
+    const completion = new Promise<StreamCompletion>((resolve) => (settle = resolve));
+    let producedBytes = 0;
+    let tooLarge = false;
+    const ended = new Promise<void>((resolve) => {
+      req.once('end', () => resolve());
+      req.once('close', () => resolve());
+    });
+    async function* body(): AsyncIterable<Buffer> {
+      try {
+        for await (const chunk of req as AsyncIterable<Buffer>) {
+          producedBytes += chunk.length;
+          if (producedBytes > maxStreamedResponseBytes) {
+            tooLarge = true;
+            break;
+          }
+          yield chunk;
+        }
+      } finally {
+        // A caller that stops reading must not leave the runtime blocked on its writes.
+        if (!req.readableEnded) req.resume();
+      }
+    }
+    this.#runtimeAnswered(inv, { kind: 'stream', contentType, body: body(), completion }, true);
+    return ended.then(() => {
+      const trailers = req.trailers;
+      const errorType = tooLarge ? RuntimeErrorType.ResponseSizeTooLarge : trailers['lambda-runtime-function-error-type'];
+      const encoded = trailers['lambda-runtime-function-error-body'];
+      const errorBody = tooLarge
+        ? JSON.stringify({ errorMessage: `Response payload size exceeded maximum allowed payload size (${maxStreamedResponseBytes} bytes).`, errorType })
+        : encoded
+          ? Buffer.from(encoded, 'base64').toString('utf8')
+          : undefined;
+      inv.response = { startedAt, endedAt: performance.now() };
+      inv.producedBytes = producedBytes;
+      settle({ errorType, errorBody, producedBytes });
+      return accepted;
+    });
+  }
+
   responseTooLarge(requestId: string, timing: ResponseTiming): RuntimeApiReply {
     const inv = this.#running(requestId);
     if (!inv) return this.#lateOrInvalid(requestId);
@@ -201,12 +252,13 @@ export class InvocationSlots {
   }
 
   /** The runtime answered: the caller gets the result; the post-runtime phase begins. */
-  #runtimeAnswered(inv: Invocation, outcome: InvokeOutcome): void {
+  #runtimeAnswered(inv: Invocation, outcome: InvokeOutcome, streaming = false): void {
     inv.machine.transition('post-runtime');
     inv.answeredAt = performance.now();
     inv.outcome = outcome;
-    // Without a log tail to return, the caller need not wait for END and REPORT.
-    if (!inv.request.wantLogTail) inv.answer(inv.result(outcome, this.#c.memoryUsedMb(false)));
+    // Without a log tail to return, the caller need not wait for END and REPORT; a
+    // stream must reach its reader at once (its end is what lets the runtime go on).
+    if (!inv.request.wantLogTail || streaming) inv.answer(inv.result(outcome, this.#c.memoryUsedMb(false)));
     this.#maybeFinish(inv);
   }
 
@@ -215,7 +267,7 @@ export class InvocationSlots {
     inv.runtimeReadyAt = performance.now();
     const { hub } = this.#c;
     if (hub.active) {
-      const failed = inv.outcome && inv.outcome.kind !== 'success' ? inv.outcome : undefined;
+      const failed = inv.outcome && inv.outcome.kind !== 'success' && inv.outcome.kind !== 'stream' ? inv.outcome : undefined;
       hub.platform(
         'platform.runtimeDone',
         events.runtimeDone({

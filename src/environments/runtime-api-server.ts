@@ -10,6 +10,12 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import FindMyWay from 'find-my-way';
 
+/**
+ * Lambda's limit on a streamed response: 200 MB in the current API reference (it was a
+ * 20 MB soft limit before 2025).
+ */
+export const maxStreamedResponseBytes = 200 * 1024 * 1024;
+
 /** Lambda's hard limit on a buffered response: 6 MiB + 100 bytes (RIE interop.MaxPayloadSize). */
 export const maxRuntimeResponseBytes = 6 * 1024 * 1024 + 100;
 
@@ -38,6 +44,8 @@ export interface RuntimeApiCore {
   response(requestId: string, body: Buffer, contentType: string | undefined, timing: ResponseTiming): RuntimeApiReply;
   /** The response was larger than the limit; the body was not kept. */
   responseTooLarge(requestId: string, timing: ResponseTiming): RuntimeApiReply;
+  /** A streamed response (response mode `streaming`); answered when the stream ends. */
+  responseStream(requestId: string, req: IncomingMessage, contentType: string | undefined, startedAt: number): Promise<RuntimeApiReply>;
   error(requestId: string, body: Buffer, errorType: string | undefined, timing: ResponseTiming): RuntimeApiReply;
   initError(body: Buffer, errorType: string | undefined): RuntimeApiReply;
 }
@@ -108,13 +116,15 @@ export class RuntimeApiServer {
     router.on('POST', '/2018-06-01/runtime/invocation/:requestId/response', (req, res, params) => {
       const startedAt = performance.now();
       void respond(req, res, async () => {
+        const mode = header(req, 'lambda-runtime-function-response-mode');
+        if (mode === 'streaming') return this.#core.responseStream(params.requestId!, req, header(req, 'content-type'), startedAt);
+        if (mode !== undefined) {
+          req.resume();
+          return errorReply(400, 'InvalidFunctionResponseMode', 'Invalid function response mode');
+        }
         const body = await readBody(req, maxRuntimeResponseBytes);
         const timing = { startedAt, endedAt: performance.now() };
         if (body === undefined) return this.#core.responseTooLarge(params.requestId!, timing);
-        const mode = header(req, 'lambda-runtime-function-response-mode');
-        if (mode !== undefined && mode !== 'streaming') {
-          return errorReply(400, 'InvalidFunctionResponseMode', 'Invalid function response mode');
-        }
         return this.#core.response(params.requestId!, body, header(req, 'content-type'), timing);
       });
     });

@@ -55,8 +55,8 @@ export interface InvokeRequest {
   wantLogTail: boolean;
 }
 
-/** How an invocation ended, as Lambda distinguishes it. */
-export type InvokeOutcome =
+/** How an invocation ended, as Lambda distinguishes it, once the response is whole. */
+export type BufferedOutcome =
   /** The runtime posted a response. */
   | { kind: 'success'; payload: Buffer; contentType?: string }
   /** The runtime posted an error (function error): status stays 200. */
@@ -66,6 +66,28 @@ export type InvokeOutcome =
    * failure, oversized response. The environment is reset afterwards.
    */
   | { kind: 'platform-error'; errorType: string; errorMessage: string; payload: Buffer };
+
+/** How a streamed response ended: a mid-stream error arrives in the HTTP trailers. */
+export interface StreamCompletion {
+  errorType?: string;
+  /** The error object (JSON text) the runtime sent, decoded from base64. */
+  errorBody?: string;
+  /** Bytes the function streamed. */
+  producedBytes: number;
+}
+
+/**
+ * The runtime streams its response (`Lambda-Runtime-Function-Response-Mode: streaming`):
+ * the caller reads `body` as it arrives; `completion` settles when the stream ends.
+ */
+export interface StreamedOutcome {
+  kind: 'stream';
+  contentType?: string;
+  body: AsyncIterable<Buffer>;
+  completion: Promise<StreamCompletion>;
+}
+
+export type InvokeOutcome = BufferedOutcome | StreamedOutcome;
 
 export interface InvokeResult {
   outcome: InvokeOutcome;

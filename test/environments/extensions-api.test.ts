@@ -16,6 +16,7 @@ const noRuntime: RuntimeApiCore = {
   next: () => errorReply(403, 'InvalidStateTransition', 'no runtime'),
   response: () => errorReply(400, 'InvalidRequestID', 'Invalid request ID'),
   responseTooLarge: () => errorReply(400, 'InvalidRequestID', 'Invalid request ID'),
+  responseStream: async () => errorReply(400, 'InvalidRequestID', 'Invalid request ID'),
   error: () => errorReply(400, 'InvalidRequestID', 'Invalid request ID'),
   initError: () => errorReply(403, 'InvalidStateTransition', 'no runtime'),
 };
