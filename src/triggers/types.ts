@@ -5,12 +5,14 @@
  * an event, run the function through `FrontDoorInvoker`, and translate the function's
  * answer back; they never start environments themselves.
  */
-import type { SyncInvocation, SyncInvocationResult } from '../invoker/invocation-service.ts';
+import type { SyncInvocation, SyncInvocationResult, StreamingInvocationResult } from '../invoker/invocation-service.ts';
 
 /** How front doors run a function: InvocationService satisfies it. */
 export interface FrontDoorInvoker {
   /** Throws ResourceNotFoundException for unknown functions, TooManyRequestsException when throttled. */
   invoke(request: SyncInvocation): Promise<SyncInvocationResult>;
+  /** Like invoke, with a streaming function's response handed over as it streams. */
+  invokeStreaming(request: SyncInvocation): Promise<StreamingInvocationResult>;
 }
 
 /** An HTTP request as it arrived, before any front door interprets it. */
@@ -39,4 +41,6 @@ export interface HttpResult {
   /** Header fields in order; a name may repeat (set-cookie). */
   headers: Array<[string, string]>;
   body: Buffer;
+  /** A body streamed as it is produced (RESPONSE_STREAM URLs); `body` is then empty. */
+  stream?: AsyncIterable<Buffer>;
 }

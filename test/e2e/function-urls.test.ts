@@ -101,13 +101,12 @@ test('configuration API: create, get, update, list, delete, with Lambda statuses
   assert.equal(listed.FunctionUrlConfigs?.length, 1);
   assert.equal(listed.FunctionUrlConfigs![0]!.InvokeMode, 'RESPONSE_STREAM');
 
-  // RESPONSE_STREAM is stored, and serving says plainly that streaming is not available yet.
+  // RESPONSE_STREAM is stored; a handler that does not stream is answered as a buffered URL answers.
   const streamed = await send({ port, host: `${urlId}.lambda-url.us-east-1.localhost:${port}`, path: '/' });
   assert.equal(streamed.status, 403, 'AWS_IAM is checked first: unsigned requests are refused');
   await server.client.send(new UpdateFunctionUrlConfigCommand({ FunctionName: 'url-config', AuthType: 'NONE' }));
-  const notYet = await send({ port, host: `${urlId}.lambda-url.us-east-1.localhost:${port}`, path: '/' });
-  assert.equal(notYet.status, 501);
-  assert.match(JSON.parse(notYet.body.toString()).Message, /response streaming is not available in this Nimbus version yet/);
+  const whole = await send({ port, host: `${urlId}.lambda-url.us-east-1.localhost:${port}`, path: '/' });
+  assert.equal(whole.status, 200);
 
   const deleted = await server.client.send(new DeleteFunctionUrlConfigCommand({ FunctionName: 'url-config' }));
   assert.equal(deleted.$metadata.httpStatusCode, 204);

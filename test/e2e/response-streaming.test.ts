@@ -81,3 +81,44 @@ test('a buffered Invoke of a streaming function gets the whole response; a plain
   assert.deepEqual(chunks, ['{"whole":true}']);
   await assert.rejects(server.client.send(new InvokeWithResponseStreamCommand({ FunctionName: 'missing' })), { name: 'ResourceNotFoundException' });
 });
+
+test('a RESPONSE_STREAM function URL streams HttpResponseStream output: prelude status, headers, cookies, then chunks as written', async () => {
+  const { CreateFunctionUrlConfigCommand } = await import('@aws-sdk/client-lambda');
+  await server.createFunction({
+    FunctionName: 'http-streamer',
+    Timeout: 10,
+    files: {
+      'index.mjs': `
+        const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+        export const handler = awslambda.streamifyResponse(async (event, responseStream) => {
+          const http = awslambda.HttpResponseStream.from(responseStream, {
+            statusCode: 201, headers: { 'content-type': 'text/plain', 'x-stream': 'yes' }, cookies: ['a=1', 'b=2'],
+          });
+          http.write('part one|');
+          await sleep(700);
+          http.end('part two');
+        });`,
+    },
+  });
+  const url = await server.client.send(new CreateFunctionUrlConfigCommand({ FunctionName: 'http-streamer', AuthType: 'NONE', InvokeMode: 'RESPONSE_STREAM' }));
+  const { hostname, port } = new URL(url.FunctionUrl!);
+  const http = await import('node:http');
+  const started = Date.now();
+  const result = await new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; chunks: Array<{ text: string; atMs: number }> }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'GET', headers: { host: `${hostname}:${port}` } }, (res) => {
+      const chunks: Array<{ text: string; atMs: number }> = [];
+      res.on('data', (c: Buffer) => chunks.push({ text: c.toString(), atMs: Date.now() - started }));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, chunks }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const total = Date.now() - started;
+  assert.equal(result.status, 201);
+  assert.equal(result.headers['content-type'], 'text/plain');
+  assert.equal(result.headers['x-stream'], 'yes');
+  assert.deepEqual(result.headers['set-cookie'], ['a=1', 'b=2']);
+  assert.equal(result.chunks.map((c) => c.text).join(''), 'part one|part two');
+  assert.ok(result.chunks[0]!.atMs < total - 400, `first chunk at ${result.chunks[0]!.atMs} ms of ${total} ms`);
+});

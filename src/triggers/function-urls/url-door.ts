@@ -21,6 +21,8 @@ import type { UrlConfigService } from './url-config-service.ts';
 import type { UrlConfigRecord } from './types.ts';
 import { applyCors, isConfigured, isPreflight, preflight } from './cors.ts';
 import type { SigV4Verifier, VerifiedCaller } from './sigv4.ts';
+import { streamedResult } from './stream-response.ts';
+import { PlatformError, TooManyRequestsException } from '../../errors/platform-errors.ts';
 
 export interface FunctionUrlDoorOptions {
   urls: UrlConfigService;
@@ -105,11 +107,6 @@ export class FunctionUrlDoor {
       }
       authorizer = iamIdentity(verified.caller, this.#o.accountId);
     }
-    if (config.invokeMode === 'RESPONSE_STREAM') {
-      return jsonResult(501, {
-        Message: 'This function URL has InvokeMode RESPONSE_STREAM, and response streaming is not available in this Nimbus version yet. Set InvokeMode to BUFFERED with UpdateFunctionUrlConfig.',
-      });
-    }
     const requestId = randomUUID();
     const event = v2Event({
       request,
@@ -125,10 +122,39 @@ export class FunctionUrlDoor {
       requestId,
       ...(authorizer ? { authorizer } : {}),
     });
+    if (config.invokeMode === 'RESPONSE_STREAM') {
+      const streamed = await this.#stream(config, event, requestId);
+      streamed.headers.push(['x-amzn-RequestId', requestId]);
+      return streamed;
+    }
     const answer = await invokeWithEvent(this.#o.invoker, config, event, requestId, this.#o.logger);
     const result = this.#map(answer, config);
     result.headers.push(['x-amzn-RequestId', requestId]);
     return result;
+  }
+
+  /**
+   * RESPONSE_STREAM: a function that streams is answered as it writes; one that returns
+   * a whole response is mapped as a buffered URL maps it.
+   */
+  async #stream(config: UrlConfigRecord, event: unknown, requestId: string): Promise<HttpResult> {
+    let result;
+    try {
+      result = await this.#o.invoker.invokeStreaming({ functionName: config.functionName, qualifier: config.qualifier, payload: Buffer.from(JSON.stringify(event)), requestId });
+    } catch (err) {
+      if (err instanceof TooManyRequestsException) return this.#map({ kind: 'throttled', message: err.message }, config);
+      if (err instanceof PlatformError) return this.#map({ kind: 'rejected', errorName: err.name, message: err.message }, config);
+      throw err;
+    }
+    const { outcome } = result;
+    if (outcome.kind !== 'stream') return this.#map(outcome.kind === 'success' ? { kind: 'response', payload: outcome.payload, requestId } : { kind: 'failed', errorType: outcome.errorType, requestId }, config);
+    try {
+      return await streamedResult(outcome);
+    } catch (err) {
+      if (!(err instanceof MalformedResponse)) throw err;
+      this.#o.logger.info('function URL: malformed streamed response', { functionName: config.functionName, requestId, reason: err.message });
+      return internalError();
+    }
   }
 
   #map(answer: FunctionAnswer, config: UrlConfigRecord): HttpResult {

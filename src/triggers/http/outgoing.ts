@@ -32,8 +32,28 @@ export function headerField(name: string, value: unknown): [string, string] | un
   return [name, /[^\x00-\xff]/.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text];
 }
 
+/** Writes a streamed answer chunk by chunk (chunked transfer), as the function produces it. */
+async function writeStream(res: ServerResponse, result: HttpResult, stream: AsyncIterable<Buffer>, method: string): Promise<void> {
+  const flat: string[] = [];
+  for (const [k, v] of result.headers) flat.push(k, v);
+  res.writeHead(result.status, flat);
+  res.flushHeaders();
+  try {
+    for await (const chunk of stream) {
+      if (res.destroyed) break;
+      if (method !== 'HEAD') res.write(chunk);
+    }
+  } finally {
+    res.end();
+  }
+}
+
 export function writeResult(res: ServerResponse, result: HttpResult, method: string): void {
   if (res.destroyed) return;
+  if (result.stream) {
+    void writeStream(res, result, result.stream, method).catch(() => res.destroy());
+    return;
+  }
   const flat: string[] = [];
   for (const [k, v] of result.headers) flat.push(k, v);
   // RFC 9110 §6.4.1: 204 and 304 answers have no content (and so no Content-Length).
