@@ -308,7 +308,8 @@ export class InvocationSlots {
     const outcome = platformError(RuntimeErrorType.SandboxTimeout, `RequestId: ${requestId} Error: Task timed out after ${seconds.toFixed(2)} seconds`);
     this.#c.logs.platform(lines.timeoutLine(requestId, seconds, new Date()), requestId);
     if (!this.#c.managed) {
-      this.#finish(inv, { status: 'timeout', outcome });
+      // The environment is reset: its slot must not be offered again before it stops.
+      this.#finish(inv, { status: 'timeout', outcome, keepSlot: true });
       this.#c.stop('timeout');
       return;
     }

@@ -12,6 +12,8 @@ export interface Lease {
   cold: boolean;
 }
 
+const usable = (env: Environment): boolean => env.state === 'ready' || env.state === 'invoking';
+
 export class FunctionPool {
   readonly revisionId: string;
   readonly #create: () => Environment;
@@ -34,7 +36,9 @@ export class FunctionPool {
   }
 
   acquire(): Lease | Promise<Lease> {
-    const warm = this.#idle.pop();
+    let warm = this.#idle.pop();
+    // An environment that began stopping after it was offered (a reset) is not reusable.
+    while (warm && !usable(warm)) warm = this.#idle.pop();
     if (warm) return { env: warm, cold: false };
     if (this.#soonFree() > this.#waiters.length) {
       return new Promise<Lease>((resolve) => this.#waiters.push(resolve));
@@ -57,6 +61,7 @@ export class FunctionPool {
 
   /** A slot of an environment is free (its runtime waits on `/next`). */
   ready(env: Environment): void {
+    if (!usable(env)) return;
     if (this.#retired) {
       if (env.inFlight === 0) void env.stop('spindown');
       return;
