@@ -220,3 +220,8 @@ test('CommonJS and callback handlers with callbackWaitsForEmptyEventLoop', async
   assert.deepEqual(payloadJson((await invoke('cjs')).Payload), { cjs: true });
   assert.deepEqual(payloadJson((await invoke('cjs', { noWait: true })).Payload), { cjs: true });
 });
+
+test('gc() is available to handlers, as Lambda starts Node with --expose-gc', async () => {
+  await server.createFunction({ FunctionName: 'gcuser', files: { 'index.mjs': 'export const handler = async () => { gc(); return typeof globalThis.gc; };' } });
+  assert.equal(payloadJson((await invoke('gcuser')).Payload), 'function');
+});

@@ -1,4 +1,5 @@
 // @ts-check
+import { createRequire } from 'node:module';
 /**
  * The `awslambda` global Lambda's Node runtime defines before loading user code:
  * `streamifyResponse(handler, options)` marks a handler as response-streaming,
@@ -30,7 +31,28 @@ export class HttpResponseStream {
   }
 }
 
+/**
+ * Lambda's Node bootstrap starts node with --expose-gc, so handlers may call `gc()`. The
+ * flag slows start-up by ~14 ms, so `gc` is defined on first access instead: V8 exposes it
+ * to a new context once the flag is set at run time.
+ */
+function installLazyGc() {
+  if (typeof (/** @type {any} */ (globalThis).gc) === 'function') return;
+  Object.defineProperty(globalThis, 'gc', {
+    configurable: true,
+    enumerable: false,
+    get() {
+      const require = createRequire(import.meta.url);
+      require('node:v8').setFlagsFromString('--expose-gc');
+      const gc = require('node:vm').runInNewContext('gc');
+      Object.defineProperty(globalThis, 'gc', { value: gc, writable: true, configurable: true, enumerable: false });
+      return gc;
+    },
+  });
+}
+
 export function installGlobal() {
+  installLazyGc();
   /** @type {any} */ (globalThis).awslambda = {
     /**
      * @param {Function} handler
