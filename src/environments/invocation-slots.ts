@@ -48,6 +48,8 @@ export function platformError(errorType: string, errorMessage: string): InvokeOu
 }
 
 export class InvocationSlots {
+  /** Slots whose invocation ended this turn; freed once END and REPORT are written. */
+  #releasing = 0;
   readonly #c: SlotsContext;
   /** The runtime's `/next` long-polls, waiting for an event. */
   readonly #parked: ServerResponse[] = [];
@@ -69,7 +71,7 @@ export class InvocationSlots {
 
   /** Invocations whose caller has its answer but whose post-runtime phase is not over. */
   get finishing(): number {
-    let n = 0;
+    let n = this.#releasing;
     for (const inv of this.#invocations.values()) if (inv.phase === 'post-runtime') n++;
     return n;
   }
@@ -335,6 +337,10 @@ export class InvocationSlots {
     const queuedAt = this.#queue.indexOf(inv);
     if (queuedAt >= 0) this.#queue.splice(queuedAt, 1);
     if (this.#invocations.size === 0) this.#c.busy(false);
+    // Until END and REPORT are written (next turn) the slot is about to be free, not yet
+    // free: a sequential caller must wait for it, not start another environment.
+    const releasing = !failed?.keepSlot;
+    if (releasing) this.#releasing++;
     const endedAt = performance.now();
     const durationMs = endedAt - inv.startedAt;
     const maxMemoryUsedMb = this.#c.memoryUsedMb(true);
@@ -354,7 +360,10 @@ export class InvocationSlots {
       if (hub.active) this.#reportTelemetry(inv, durationMs, billed, maxMemoryUsedMb, endedAt, failed?.status, errorType);
       const logTail = logs.endInvoke(requestId);
       inv.answer(inv.result(outcome, maxMemoryUsedMb, logTail));
-      if (!failed?.keepSlot) this.#c.slotFreed();
+      if (releasing) {
+        this.#releasing--;
+        this.#c.slotFreed();
+      }
     });
   }
 
