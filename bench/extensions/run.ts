@@ -34,14 +34,7 @@ import { PAYLOAD, probe } from '../invoke/http.ts';
 import { runLoad, type LoadResult } from '../invoke/load.ts';
 import { fixtureZip, invokeUrl, startNimbus, waitActive, type NimbusServer } from '../invoke/nimbus.ts';
 import { installCleanup, leftovers, stopAll } from '../invoke/procs.ts';
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${raw}: expected a positive number`);
-  return n;
-}
+import { envNumber } from '../invoke/stats.ts';
 
 const config = {
   seconds: envNumber('BENCH_SECONDS', 5),

