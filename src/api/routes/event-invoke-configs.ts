@@ -5,8 +5,7 @@
 import type { EventInvokeConfig, EventInvokeConfigs } from '../../invoker/async/event-invoke-configs.ts';
 import type { FunctionService } from '../../functions/function-service.ts';
 import type { RequestContext, Route } from '../http.ts';
-import { functionRef, maxConfigRequestBytes, type FunctionRoutesDeps } from './functions.ts';
-import { maxItemsOf } from './versions.ts';
+import { functionRef, maxConfigRequestBytes, maxItemsOf, type FunctionRoutesDeps } from './functions.ts';
 
 export interface EventInvokeConfigRoutesDeps extends FunctionRoutesDeps {
   configs: EventInvokeConfigs;

@@ -37,6 +37,15 @@ export function functionRef(ctx: RequestContext, deps: Pick<FunctionRoutesDeps, 
   return { functionName: ref.functionName, qualifier: qualifier ?? ref.qualifier };
 }
 
+/** `?MaxItems` of a List operation: 1 to 10,000, default 50. */
+export function maxItemsOf(ctx: RequestContext, fallback = 50): number {
+  const raw = ctx.query.get('MaxItems');
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw validationError(raw, 'maxItems', 'Member must have value between 1 and 10000');
+  return n;
+}
+
 /** A version's ARN is qualified with its number; `$LATEST`'s is not. */
 export function configurationOf(functions: FunctionService, record: FunctionRecord): Record<string, unknown> {
   return functionConfiguration(record, functions.arn(record.functionName, record.version === '$LATEST' ? undefined : record.version));
@@ -57,12 +66,7 @@ export function functionRoutes(deps: FunctionRoutesDeps): Route[] {
       path: '/2015-03-31/functions',
       operation: 'ListFunctions',
       handler: async (ctx) => {
-        const rawMax = ctx.query.get('MaxItems');
-        const maxItems = rawMax === null ? 50 : Number(rawMax);
-        if (!Number.isInteger(maxItems) || maxItems < 1 || maxItems > 10_000) {
-          throw validationError(rawMax, 'maxItems', 'Member must have value between 1 and 10000');
-        }
-        const page = await functions.list(ctx.query.get('Marker') ?? undefined, maxItems);
+        const page = await functions.list(ctx.query.get('Marker') ?? undefined, maxItemsOf(ctx));
         return { status: 200, body: { Functions: page.items.map(shape), ...(page.nextMarker ? { NextMarker: page.nextMarker } : {}) } };
       },
     },

@@ -2,8 +2,7 @@
 import type { ProvisionedConcurrency, ProvisionedConcurrencyView } from '../../invoker/provisioned-concurrency.ts';
 import type { FunctionService } from '../../functions/function-service.ts';
 import type { Route } from '../http.ts';
-import { functionRef, maxConfigRequestBytes, type FunctionRoutesDeps } from './functions.ts';
-import { maxItemsOf } from './versions.ts';
+import { functionRef, maxConfigRequestBytes, maxItemsOf, type FunctionRoutesDeps } from './functions.ts';
 
 export interface ProvisionedRoutesDeps extends FunctionRoutesDeps {
   provisioned: ProvisionedConcurrency;

@@ -2,19 +2,10 @@
  * Versions and aliases: PublishVersion, ListVersionsByFunction, CreateAlias, GetAlias,
  * UpdateAlias, DeleteAlias, ListAliases.
  */
-import { validationError } from '../../errors/platform-errors.ts';
 import type { FunctionService } from '../../functions/function-service.ts';
 import type { AliasRecord } from '../../functions/aliases.ts';
 import type { RequestContext, Route } from '../http.ts';
-import { configurationOf, functionRef, maxConfigRequestBytes, type FunctionRoutesDeps } from './functions.ts';
-
-export function maxItemsOf(ctx: RequestContext, fallback = 50): number {
-  const raw = ctx.query.get('MaxItems');
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw validationError(raw, 'maxItems', 'Member must have value between 1 and 10000');
-  return n;
-}
+import { configurationOf, functionRef, maxConfigRequestBytes, maxItemsOf, type FunctionRoutesDeps } from './functions.ts';
 
 export function aliasShape(functions: FunctionService, alias: AliasRecord): Record<string, unknown> {
   const hasRouting = Object.keys(alias.additionalVersionWeights).length > 0;
