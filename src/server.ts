@@ -100,6 +100,7 @@ export class NimbusServer {
       initTimeoutMs: config.initTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       concurrency: this.#reserved,
+      scalingPer10Seconds: config.scalingPer10Seconds,
     });
     const layers = new LayerService({
       store: this.#store,

@@ -25,6 +25,8 @@ export interface ResolvedConfig {
   readonly idleTimeoutMs: number;
   /** Lambda's account concurrency limit (default 1000). */
   readonly accountConcurrencyLimit: number;
+  /** New environments a function may start per 10 seconds (Lambda's scaling rate: 1000). */
+  readonly scalingPer10Seconds: number;
   /** Lambda's Init phase limit: 10 s. */
   readonly initTimeoutMs: number;
   readonly sandbox: SandboxMode;
@@ -135,6 +137,7 @@ export function resolveConfig(cli: CliServeOptions, env: NodeJS.ProcessEnv): Res
     runtimesDir: path.resolve(env.NIMBUS_RUNTIMES_DIR ?? file.runtimesDir ?? path.join(dataDir, 'runtimes')),
     interpreterOverrides: Object.freeze({ ...(file.runtimes ?? {}) }),
     idleTimeoutMs: intFrom('idle timeout', env.NIMBUS_IDLE_TIMEOUT_MS ?? file.idleTimeoutMs, 100, 24 * 3600_000) ?? DEFAULTS.idleTimeoutMs,
+    scalingPer10Seconds: intFrom('scaling rate', env.NIMBUS_SCALING_PER_10S, 1, 100_000) ?? 1000,
     accountConcurrencyLimit:
       intFrom('account concurrency limit', env.NIMBUS_ACCOUNT_CONCURRENCY ?? file.accountConcurrencyLimit, 1, 100_000) ??
       DEFAULTS.accountConcurrencyLimit,

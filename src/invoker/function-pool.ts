@@ -23,7 +23,7 @@ export class FunctionPool {
    */
   readonly #idle: Environment[] = [];
   readonly #all = new Set<Environment>();
-  readonly #waiters: Array<(lease: Lease) => void> = [];
+  readonly #waiters: Array<{ resolve: (lease: Lease) => void; reject: (err: unknown) => void }> = [];
   #retired = false;
 
   constructor(revisionId: string, create: () => Environment) {
@@ -41,7 +41,7 @@ export class FunctionPool {
     while (warm && !usable(warm)) warm = this.#idle.pop();
     if (warm) return { env: warm, cold: false };
     if (this.#soonFree() > this.#waiters.length) {
-      return new Promise<Lease>((resolve) => this.#waiters.push(resolve));
+      return new Promise<Lease>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     }
     const env = this.#create();
     this.#all.add(env);
@@ -67,7 +67,7 @@ export class FunctionPool {
       return;
     }
     const waiter = this.#waiters.shift();
-    if (waiter) waiter({ env, cold: false });
+    if (waiter) waiter.resolve({ env, cold: false });
     else this.#idle.push(env);
   }
 
@@ -77,9 +77,17 @@ export class FunctionPool {
     this.#removeIdle(env);
     // Those waiting for slots that will not come now must start fresh environments instead.
     while (this.#waiters.length > this.#soonFree()) {
-      const fresh = this.#create();
+      const waiter = this.#waiters.shift()!;
+      let fresh: Environment;
+      try {
+        fresh = this.#create();
+      } catch (err) {
+        // Throttled by the scaling rate: the waiting invoke gets the 429.
+        waiter.reject(err);
+        continue;
+      }
       this.#all.add(fresh);
-      this.#waiters.shift()!({ env: fresh, cold: true });
+      waiter.resolve({ env: fresh, cold: true });
     }
   }
 

@@ -13,6 +13,7 @@ import type { LauncherResolver } from '../runtimes/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import { FunctionPool } from './function-pool.ts';
 import { ProvisionedPool, type ProvisionedStatus } from './provisioned-pool.ts';
+import { ScalingLimit } from './scaling-limit.ts';
 
 export interface InvokerOptions {
   sandbox: SandboxSupervisor;
@@ -25,6 +26,8 @@ export interface InvokerOptions {
   idleTimeoutMs: number;
   /** Account limit and reserved concurrency, consulted on every invoke. */
   concurrency: ConcurrencyLimits;
+  /** New environments a function may start per 10 seconds (Lambda: 1,000). */
+  scalingPer10Seconds?: number;
 }
 
 export interface ConcurrencyLimits {
@@ -38,6 +41,7 @@ export class Invoker {
   readonly #options: InvokerOptions;
   readonly #pools = new Map<string, FunctionPool>();
   readonly #provisioned = new Map<string, ProvisionedPool>();
+  readonly #scaling: ScalingLimit;
   readonly #memoryMonitor = new MemoryMonitor();
   readonly #reaper: NodeJS.Timeout;
   #inFlight = 0;
@@ -47,6 +51,7 @@ export class Invoker {
 
   constructor(options: InvokerOptions) {
     this.#options = options;
+    this.#scaling = new ScalingLimit(options.scalingPer10Seconds ?? 1000);
     const every = Math.max(50, Math.min(30_000, Math.floor(options.idleTimeoutMs / 2)));
     this.#reaper = setInterval(() => this.#reapIdle(), every);
     this.#reaper.unref();
@@ -114,7 +119,10 @@ export class Invoker {
     const existing = this.#pools.get(key);
     if (existing && existing.revisionId === spec.revisionId) return existing;
     if (existing) void existing.retire();
-    const pool: FunctionPool = new FunctionPool(spec.revisionId, () => this.#createEnvironment(spec, pool));
+    const pool: FunctionPool = new FunctionPool(spec.revisionId, () => {
+      this.#scaling.take(spec.functionName);
+      return this.#createEnvironment(spec, pool);
+    });
     this.#pools.set(key, pool);
     return pool;
   }

@@ -86,3 +86,20 @@ test('the account limit (configurable) throttles with ConcurrentInvocationLimitE
     await server.stop();
   }
 });
+
+test("Lambda's scaling rate (configurable, default 1000 new environments per 10 s) throttles a burst of cold starts", async () => {
+  const server = await TestServer.start({ env: { NIMBUS_SCALING_PER_10S: '2' } });
+  try {
+    await server.createFunction({ FunctionName: 'bursty', Timeout: 10, files: { 'index.mjs': slow } });
+    const outcomes = await burst(server, 'bursty', 3);
+    assert.equal(outcomes.filter((o) => o.ok).length, 2);
+    const throttled = outcomes.find((o) => !o.ok)!;
+    assert.equal(throttled.name, 'TooManyRequestsException');
+    assert.equal(throttled.status, 429);
+    // Warm environments are not limited by the scaling rate.
+    const again = await burst(server, 'bursty', 2);
+    assert.ok(again.every((o) => o.ok));
+  } finally {
+    await server.stop();
+  }
+});
