@@ -50,3 +50,6 @@ export async function fetchNimbus(options: ClientOptions, pathAndQuery: string):
   }
   return body;
 }
+
+/** Commander's collector for a repeatable option (`--env A=1 --env B=2`). */
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];

@@ -21,7 +21,13 @@ export function aliasShape(functions: FunctionService, alias: AliasRecord): Reco
 
 export function versionRoutes(deps: FunctionRoutesDeps): Route[] {
   const { functions } = deps;
-  const aliasName = (ctx: RequestContext) => decodeURIComponent(ctx.params.Name ?? '');
+  /** The function (which must exist) and the alias a request names, with the alias's ARN. */
+  const aliasTarget = async (ctx: RequestContext) => {
+    const { functionName } = functionRef(ctx, deps);
+    await functions.get({ functionName });
+    const name = decodeURIComponent(ctx.params.Name ?? '');
+    return { functionName, name, arn: functions.arn(functionName, name) };
+  };
   return [
     {
       method: 'POST',
@@ -80,10 +86,8 @@ export function versionRoutes(deps: FunctionRoutesDeps): Route[] {
       path: '/2015-03-31/functions/:FunctionName/aliases/:Name',
       operation: 'GetAlias',
       handler: async (ctx) => {
-        const ref = functionRef(ctx, deps);
-        await functions.get({ functionName: ref.functionName });
-        const name = aliasName(ctx);
-        return { status: 200, body: aliasShape(functions, await functions.aliases.require(ref.functionName, name, functions.arn(ref.functionName, name))) };
+        const t = await aliasTarget(ctx);
+        return { status: 200, body: aliasShape(functions, await functions.aliases.require(t.functionName, t.name, t.arn)) };
       },
     },
     {
@@ -91,11 +95,9 @@ export function versionRoutes(deps: FunctionRoutesDeps): Route[] {
       path: '/2015-03-31/functions/:FunctionName/aliases/:Name',
       operation: 'UpdateAlias',
       handler: async (ctx) => {
-        const ref = functionRef(ctx, deps);
-        await functions.get({ functionName: ref.functionName });
-        const name = aliasName(ctx);
+        const t = await aliasTarget(ctx);
         const body = await ctx.json(maxConfigRequestBytes);
-        return { status: 200, body: aliasShape(functions, await functions.aliases.update(ref.functionName, name, body, functions.arn(ref.functionName, name))) };
+        return { status: 200, body: aliasShape(functions, await functions.aliases.update(t.functionName, t.name, body, t.arn)) };
       },
     },
     {
@@ -103,9 +105,8 @@ export function versionRoutes(deps: FunctionRoutesDeps): Route[] {
       path: '/2015-03-31/functions/:FunctionName/aliases/:Name',
       operation: 'DeleteAlias',
       handler: async (ctx) => {
-        const ref = functionRef(ctx, deps);
-        await functions.get({ functionName: ref.functionName });
-        await functions.aliases.delete(ref.functionName, aliasName(ctx));
+        const t = await aliasTarget(ctx);
+        await functions.aliases.delete(t.functionName, t.name);
         return { status: 204 };
       },
     },

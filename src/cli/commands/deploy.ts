@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import path from 'node:path';
-import { lambdaClient, printJson, withClientOptions, type ClientOptions } from '../client.ts';
+import { lambdaClient, printJson, withClientOptions, type ClientOptions, collect } from '../client.ts';
 import { zipFolder } from '../zip-folder.ts';
 import { deployTemplate } from './deploy-template.ts';
 
@@ -30,8 +30,6 @@ function parseEnv(pairs: string[]): Record<string, string> {
   }
   return out;
 }
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function registerDeploy(program: Command): void {
   withClientOptions(

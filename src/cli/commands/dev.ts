@@ -15,7 +15,7 @@ import { NimbusServer } from '../../server.ts';
 import { DevCodeRegistry, DevFunction, DevInvoker } from '../../sam/dev-code.ts';
 import { SourceWatcher } from '../../sam/dev-watch.ts';
 import { deployPlan, describeResult } from '../../sam/deployer.ts';
-import { lambdaClient } from '../client.ts';
+import { lambdaClient, collect } from '../client.ts';
 import { planFor } from './deploy-template.ts';
 
 interface DevOptions {
@@ -30,8 +30,6 @@ interface DevOptions {
   parameterOverrides: string[];
   role: string;
 }
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function registerDev(program: Command): void {
   program

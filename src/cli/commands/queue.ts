@@ -3,10 +3,8 @@
  * queues deliver. List them, read their messages, replay failed events.
  */
 import type { Command } from 'commander';
-import { endpointOf, fetchNimbus, printJson, withClientOptions, type ClientOptions } from '../client.ts';
+import { endpointOf, fetchNimbus, printJson, withClientOptions, type ClientOptions, collect } from '../client.ts';
 import type { QueueMessage } from '../../invoker/async/builtin-queues.ts';
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function registerQueue(program: Command): void {
   const queue = program.command('queue').description('Built-in queues that hold async destination records and dead letters.');
