@@ -139,3 +139,51 @@ export interface TelemetrySink {
   addLog(record: LogRecord): void;
   addSecurity(signal: SecuritySignal): void;
 }
+
+/** One Telemetry API record as the platform POSTs it (lambda-interfaces.md §3.1). */
+export interface TelemetryEvent {
+  time: string;
+  type: string;
+  record: unknown;
+}
+
+/** How a trigger is named in spans (`function_trigger.event_source`) and security signals. */
+export type TriggerKind =
+  | 'api-gateway-rest'
+  | 'api-gateway-http'
+  | 'function-url'
+  | 'alb'
+  | 'sqs'
+  | 'sns'
+  | 's3'
+  | 'eventbridge'
+  | 'dynamodb'
+  | 'kinesis';
+
+/** An invocation event as the Runtime API proxy saw it on its way to the runtime. */
+export interface InvocationEventInfo {
+  requestId: string;
+  event: Buffer;
+  /** The Runtime API's response headers (`lambda-runtime-*`), lower-cased. */
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * What the agent's Runtime API proxy does with an event: pass it on (undefined), or answer
+ * it on the handler's behalf (`respond`, posted as the invocation's response), so that the
+ * handler never sees it (threat detection's blocking).
+ */
+export type InterceptVerdict = undefined | { respond: Buffer };
+
+/** Someone the Runtime API proxy tells about every event, response and error. */
+export interface ProxyInterceptor {
+  onInvocationEvent(info: InvocationEventInfo): InterceptVerdict | Promise<InterceptVerdict>;
+  /** `body` is undefined when the response was streamed past the proxy's tee limit. */
+  onInvocationResponse(requestId: string, body: Buffer | undefined): void;
+  onInvocationError(requestId: string, body: Buffer, errorType: string | undefined): void;
+}
+
+/** Lets another part of the agent add tags to an invocation's `aws.lambda` span before it is sent. */
+export interface RootSpanTagger {
+  tagRootSpan(requestId: string, meta: Record<string, string>, metrics?: Record<string, number>): void;
+}
