@@ -101,6 +101,7 @@ export class NimbusServer {
       idleTimeoutMs: config.idleTimeoutMs,
       concurrency: this.#reserved,
       scalingPer10Seconds: config.scalingPer10Seconds,
+      telemetryEndpoint: () => (this.#url ? `${this.#url}/nimbus/v1/telemetry` : undefined),
     });
     const layers = new LayerService({
       store: this.#store,

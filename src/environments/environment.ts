@@ -33,6 +33,7 @@ import { ExtensionRegistry, type Extension } from './extension-registry.ts';
 import { extensionsRoutes } from './extensions-api.ts';
 import { parseSubscription, subscriptionClosed, telemetryRoutes, validationErrorType, type SubscriptionApi } from './telemetry-api.ts';
 import { TelemetryHub } from './telemetry-hub.ts';
+import { sandboxAddresses } from './sandbox-addresses.ts';
 import { ProcessGroup, describeExit, type ProcessExit } from './processes.ts';
 import { InitSequence, type InitOutcome } from './init-sequence.ts';
 import { InvocationSlots } from './invocation-slots.ts';
@@ -51,6 +52,8 @@ export interface EnvironmentDeps {
   /** Parent of this environment's private dirs (its /tmp and /opt). */
   workRoot: string;
   initTimeoutMs: number;
+  /** The server's telemetry intake, given to the Nimbus agent when a function has its layer. */
+  telemetryEndpoint?: string;
   /** Called each time an invocation slot becomes free (on demand: the environment is ready again). */
   onReady: (env: Environment) => void;
   /** Called once, when the environment has stopped for good. */
@@ -59,6 +62,8 @@ export interface EnvironmentDeps {
 
 export class Environment implements RuntimeApiCore, MemoryWatched {
   readonly id = randomBytes(16).toString('hex');
+  /** This environment's own loopback address (its "localhost" for agent ports). */
+  readonly sandboxAddress = sandboxAddresses.acquire();
   readonly spec: EnvironmentSpec;
   readonly logStream: string;
   readonly memoryLimitKb: number;
@@ -99,7 +104,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
       instanceId: this.id,
       memoryMb: spec.memoryMb,
     };
-    this.#hub = new TelemetryHub(spec.logFormat);
+    this.#hub = new TelemetryHub(spec.logFormat, this.sandboxAddress);
     this.#logs = new LogCollector(deps.logSink, spec.functionName, this.logStream, (kind, line, timeMs) => this.#hub.log(kind, line, timeMs));
     this.#registry = new ExtensionRegistry(
       { functionName: spec.functionName, functionVersion: spec.version, handler: spec.handler, accountId: spec.accountId },
@@ -176,6 +181,8 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
       root: path.join(workRoot, this.id),
       logStream: this.logStream,
       initTimeoutMs,
+      sandboxAddress: this.sandboxAddress,
+      telemetryEndpoint: this.#deps.telemetryEndpoint,
       listen: () => this.#api.listen(),
       onComplete: () => {
         this.#init = undefined;
@@ -379,6 +386,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
       this.#hub.close();
       await this.#api.close();
       await rm(path.join(this.#deps.workRoot, this.id), { recursive: true, force: true });
+      sandboxAddresses.release(this.sandboxAddress);
       this.#machine.transition('stopped');
       this.#deps.onStopped(this);
     }

@@ -13,6 +13,7 @@ import { RuntimeErrorType } from '../errors/runtime-error-types.ts';
 import type { LauncherResolver } from '../runtimes/types.ts';
 import type { ExtensionRegistry } from './extension-registry.ts';
 import { buildLambdaEnvironment, extensionEnvironment } from './lambda-env-vars.ts';
+import { agentDefaults, agentExtensionName } from './agent-defaults.ts';
 import { maxExtensions } from './lifecycle.ts';
 import type { LogCollector } from './log-collector.ts';
 import * as lines from './platform-log-lines.ts';
@@ -41,6 +42,10 @@ export interface InitContext {
   root: string;
   logStream: string;
   initTimeoutMs: number;
+  /** The environment's own loopback address (sandbox-addresses.ts). */
+  sandboxAddress: string;
+  /** The server's telemetry intake, for the Nimbus agent (agent-defaults.ts). */
+  telemetryEndpoint?: string;
   /** Starts the environment's API server; returns AWS_LAMBDA_RUNTIME_API. */
   listen(): Promise<string>;
   onComplete(initDurationMs: number): void;
@@ -81,7 +86,7 @@ export class InitSequence {
     const { spec, sandbox, launcher, root, logStream } = this.#c;
     const dirs = this.dirs;
     await Promise.all([spec.layersDir ? undefined : mkdir(dirs.optDir, { recursive: true }), mkdir(dirs.tmpDir, { recursive: true })]);
-    if (sandbox.kind === 'bubblewrap') dirs.hostsFile = await writeHosts(root);
+    if (sandbox.kind === 'bubblewrap') dirs.hostsFile = await writeHosts(root, this.#c.sandboxAddress);
     if (!this.pending) return;
     const runtimeApi = await this.#c.listen();
     const seen = sandbox.paths(dirs);
@@ -94,13 +99,17 @@ export class InitSequence {
     if (refused) throw new InitFailure('Extension.LaunchError', `fork/exec ${seen.optDir}/extensions/${refused.name}: permission denied`);
     if (!this.pending) return; // stopped meanwhile
     const base = { dirs, readOnlyPaths: launch.readOnlyPaths };
-    const extensionEnv = extensionEnvironment(buildLambdaEnvironment(spec, seen, runtimeApi, logStream, {}, launch.interpreterDir));
+    const platform = {
+      sandboxAddress: this.#c.sandboxAddress,
+      defaults: files.some((f) => f.name === agentExtensionName) ? agentDefaults(this.#c.sandboxAddress, this.#c.telemetryEndpoint) : {},
+    };
+    const extensionEnv = extensionEnvironment(buildLambdaEnvironment(spec, seen, runtimeApi, logStream, {}, platform, launch.interpreterDir));
     for (const file of files) {
       const extension = this.#c.registry.addExternal(file.name);
       const command = path.join(seen.optDir, 'extensions', file.name);
       this.#c.processes.startExtension(extension, { ...base, command, args: [], env: extensionEnv });
     }
-    const runtimeEnv = buildLambdaEnvironment(spec, seen, runtimeApi, logStream, launch.env, launch.interpreterDir);
+    const runtimeEnv = buildLambdaEnvironment(spec, seen, runtimeApi, logStream, launch.env, platform, launch.interpreterDir);
     this.#runtimeStart = () => this.#c.processes.startRuntime({ ...base, command: launch.command, args: launch.args, env: runtimeEnv });
     this.advance();
   }
@@ -166,10 +175,10 @@ export class InitSequence {
 }
 
 /** The environment's /etc/hosts: the host's, with the sandbox's own names on loopback. */
-async function writeHosts(root: string): Promise<string> {
+async function writeHosts(root: string, sandboxAddress: string): Promise<string> {
   const file = path.join(root, 'hosts');
   const host = await readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n');
   await mkdir(root, { recursive: true });
-  await writeFile(file, `${host.endsWith('\n') ? host : host + '\n'}127.0.0.1\tsandbox.localdomain sandbox\n`);
+  await writeFile(file, `${host.endsWith('\n') ? host : host + '\n'}${sandboxAddress}\tsandbox.localdomain sandbox\n`);
   return file;
 }

@@ -28,6 +28,14 @@ export const reservedVariableNames: ReadonlySet<string> = new Set([
   'AWS_LAMBDA_MAX_CONCURRENCY',
 ]);
 
+/** What Nimbus itself adds to an environment's variables. */
+export interface PlatformEnv {
+  /** The environment's own loopback address (sandbox-addresses.ts), as NIMBUS_SANDBOX_ADDRESS. */
+  sandboxAddress: string;
+  /** Defaults the function's own variables may override (agent-defaults.ts). */
+  defaults: Record<string, string>;
+}
+
 export interface EnvironmentPaths {
   /** Code dir as the environment sees it (`/var/task` under bubblewrap). */
   taskRoot: string;
@@ -50,6 +58,7 @@ export function buildLambdaEnvironment(
   runtimeApi: string,
   logStream: string,
   launcherEnv: Record<string, string>,
+  platform: PlatformEnv,
   interpreterDir?: string,
 ): Record<string, string> {
   const isCustom = spec.runtimeId.startsWith('provided');
@@ -64,7 +73,9 @@ export function buildLambdaEnvironment(
     TMPDIR: paths.tmpDir,
     HOME: paths.tmpDir,
     ...launcherEnv,
+    ...platform.defaults,
     ...spec.variables,
+    NIMBUS_SANDBOX_ADDRESS: platform.sandboxAddress,
     // Reserved: always Lambda's values.
     _HANDLER: spec.handler,
     AWS_REGION: spec.region,

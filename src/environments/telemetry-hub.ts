@@ -76,14 +76,17 @@ function logsApiForm(ev: HubEvent, schemaVersion: string): { type: string; recor
 
 export class TelemetryHub {
   readonly #logFormat: 'Text' | 'JSON';
+  /** Where subscribers listen: the environment's own loopback address (sandbox-addresses.ts). */
+  readonly #destinationHost: string;
   readonly #entries: Entry[] = [];
   #backlog: HubEvent[] | undefined = [];
   #backlogBytes = 0;
   #backlogDropped = 0;
   #backlogDroppedBytes = 0;
 
-  constructor(logFormat: 'Text' | 'JSON') {
+  constructor(logFormat: 'Text' | 'JSON', destinationHost = '127.0.0.1') {
     this.#logFormat = logFormat;
+    this.#destinationHost = destinationHost;
   }
 
   /** Someone may want events: subscriptions are open, or there are subscribers. */
@@ -137,7 +140,12 @@ export class TelemetryHub {
   #offer(entry: Entry, ev: HubEvent): void {
     if (!entry.types.has(ev.category)) return;
     const serialized = this.#serialize(entry, ev);
-    if (serialized !== undefined) entry.subscriber.push(serialized);
+    if (serialized === undefined) return;
+    entry.subscriber.push(serialized);
+    // The buffering settings are upper bounds. An agent that flushes at the end of each
+    // invocation waits for runtimeDone before it calls /next, and every millisecond it
+    // waits is post-runtime duration the caller pays: deliver that batch at once.
+    if (ev.type === 'platform.runtimeDone') entry.subscriber.flushNow();
   }
 
   #serialize(entry: Entry, ev: HubEvent): string | undefined {
@@ -160,7 +168,7 @@ export class TelemetryHub {
       types: new Set(sub.types),
       subscriber: new TelemetrySubscriber({
         name: extensionName,
-        destination: sub.destination,
+        destination: { ...sub.destination, host: this.#destinationHost },
         maxItems: sub.maxItems,
         maxBytes: sub.maxBytes,
         timeoutMs: sub.timeoutMs,

@@ -28,6 +28,8 @@ export interface InvokerOptions {
   concurrency: ConcurrencyLimits;
   /** New environments a function may start per 10 seconds (Lambda: 1,000). */
   scalingPer10Seconds?: number;
+  /** The server's telemetry intake URL once it listens (for the Nimbus agent). */
+  telemetryEndpoint?: () => string | undefined;
 }
 
 export interface ConcurrencyLimits {
@@ -165,6 +167,7 @@ export class Invoker {
       logger,
       workRoot,
       initTimeoutMs,
+      telemetryEndpoint: this.#options.telemetryEndpoint?.(),
       memoryMonitor: this.#memoryMonitor,
       onReady: (env) => pool.ready(env),
       onStopped: (env) => pool.stopped(env),
