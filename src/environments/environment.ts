@@ -27,7 +27,7 @@ import type { SandboxSupervisor } from './sandbox.ts';
 import type { MemoryMonitor, MemoryWatched } from './memory-monitor.ts';
 import { LogCollector } from './log-collector.ts';
 import * as lines from './platform-log-lines.ts';
-import type { TelemetryFacts } from './telemetry-events.ts';
+import { runtimeVersionOf, type TelemetryFacts } from './telemetry-events.ts';
 import { environmentTransitions, shutdownReasonFor, type EnvironmentState, type StopReason } from './lifecycle.ts';
 import { ExtensionRegistry, type Extension } from './extension-registry.ts';
 import { extensionsRoutes } from './extensions-api.ts';
@@ -103,6 +103,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
       managedInstances: this.#managed,
       instanceId: this.id,
       memoryMb: spec.memoryMb,
+      runtimeVersion: runtimeVersionOf(spec.runtimeId),
     };
     this.#hub = new TelemetryHub(spec.logFormat, this.sandboxAddress);
     this.#logs = new LogCollector(deps.logSink, spec.functionName, this.logStream, (kind, line, timeMs) => this.#hub.log(kind, line, timeMs));

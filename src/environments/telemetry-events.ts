@@ -24,6 +24,14 @@ export interface TelemetryFacts {
   managedInstances: boolean;
   instanceId: string;
   memoryMb: number;
+  /** Lambda's `runtimeVersion` (`nodejs:24.v1`); absent for custom runtimes. */
+  runtimeVersion?: string;
+}
+
+/** `nodejs24.x` → `nodejs:24.v1`, `python3.12` → `python:3.12.v1`, as Lambda names runtime versions. */
+export function runtimeVersionOf(runtimeId: string): string | undefined {
+  const m = /^(nodejs|python|java|dotnet|ruby)(\d+(?:\.\d+)?)(?:\.x)?$/.exec(runtimeId);
+  return m ? `${m[1]}:${m[2]}.v1` : undefined;
 }
 
 /** Milliseconds with microsecond precision, as Lambda reports them. */
@@ -45,6 +53,7 @@ export function initStart(f: TelemetryFacts): Record<string, unknown> {
     functionName: f.functionName,
     functionVersion: f.functionVersion,
   };
+  if (f.runtimeVersion) record.runtimeVersion = f.runtimeVersion;
   if (f.managedInstances) {
     record.instanceId = f.instanceId;
     record.instanceMaxMemory = f.memoryMb;

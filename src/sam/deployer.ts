@@ -16,7 +16,7 @@ import {
   UpdateFunctionUrlConfigCommand,
   type LambdaClient,
 } from '@aws-sdk/client-lambda';
-import { zipFolder } from '../cli/zip-folder.ts';
+import { zipFolder } from '../artifacts/zip-folder.ts';
 import { buildWithEsbuild } from './esbuild-build.ts';
 import type { ApiPlan, DeployPlan, FunctionPlan } from './plan.ts';
 

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { lambdaClient, printJson, withClientOptions, type ClientOptions, collect } from '../client.ts';
-import { zipFolder } from '../zip-folder.ts';
+import { zipFolder } from '../../artifacts/zip-folder.ts';
 import { deployTemplate } from './deploy-template.ts';
 
 interface DeployOptions extends ClientOptions {
