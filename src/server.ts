@@ -18,6 +18,8 @@ import { Invoker } from './invoker/invoker.ts';
 import { InvocationService } from './invoker/invocation-service.ts';
 import { FunctionService } from './functions/function-service.ts';
 import { LayerService } from './layers/layer-service.ts';
+import { publishBuiltinLayers } from './layers/builtin-layers.ts';
+import type { LayerVersionRecord } from './layers/types.ts';
 import { FileOptMerger } from './layers/merged-opt.ts';
 import { BatchingLogSink } from './logs/batching-log-sink.ts';
 import { ApiServer } from './api/http.ts';
@@ -37,6 +39,11 @@ import { invokeRoutes } from './api/routes/invoke.ts';
 import { invokeStreamRoutes } from './api/routes/invoke-stream.ts';
 import { accountRoutes } from './api/routes/account.ts';
 import { nimbusRoutes } from './api/routes/nimbus.ts';
+import { telemetryRoutes } from './api/routes/telemetry.ts';
+import { securityRoutes } from './api/routes/security.ts';
+import { DenyListService } from './appsec/deny-list-service.ts';
+import { SqliteTelemetryStore } from './store/sqlite-telemetry-store.ts';
+import { TelemetryService } from './telemetry/telemetry-service.ts';
 import { layerRoutes } from './api/routes/layers.ts';
 import { functionUrlRoutes } from './api/routes/function-urls.ts';
 import { createFrontDoors } from './triggers/wiring.ts';
@@ -63,7 +70,12 @@ export class NimbusServer {
   readonly #reserved: ReservedConcurrency;
   readonly #async: AsyncDispatcher;
   readonly #provisioned: ProvisionedConcurrency;
+  readonly #telemetry: TelemetryService;
   #url = '';
+  readonly #layers: LayerService;
+  /** The built-in `nimbus-agent` layer, published in the background at start. */
+  #agentLayer: Promise<LayerVersionRecord | undefined> = Promise.resolve(undefined);
+  #agentLayerArn: string | undefined;
 
   constructor(config: ResolvedConfig, logger: Logger, onFunctionLog?: (line: string) => void, options: NimbusServerOptions = {}) {
     this.config = config;
@@ -76,6 +88,12 @@ export class NimbusServer {
     );
     this.sandbox = createSandbox(config.sandbox);
     this.#store = SqliteStore.open({ filePath: path.join(config.dataDir, 'nimbus.db'), logRetentionPerFunction: config.logRetentionPerFunction });
+    this.#telemetry = new TelemetryService({
+      store: SqliteTelemetryStore.open({ filePath: path.join(config.dataDir, 'nimbus.db') }),
+      logger,
+      retentionHours: config.telemetryRetentionHours,
+      maxRowsPerTable: config.telemetryMaxRows,
+    });
     const artifacts = new FileArtifactStore({ rootDir: path.join(config.dataDir, 'artifacts') });
     const launcher = new LocalLauncherResolver({
       runtimesDir: config.runtimesDir,
@@ -103,7 +121,7 @@ export class NimbusServer {
       scalingPer10Seconds: config.scalingPer10Seconds,
       telemetryEndpoint: () => (this.#url ? `${this.#url}/nimbus/v1/telemetry` : undefined),
     });
-    const layers = new LayerService({
+    const layers = (this.#layers = new LayerService({
       store: this.#store,
       artifacts,
       merger: new FileOptMerger({ rootDir: path.join(config.dataDir, 'artifacts', 'opt'), logger }),
@@ -111,7 +129,7 @@ export class NimbusServer {
       logger,
       region: config.region,
       accountId: config.accountId,
-    });
+    }));
     const functions = new FunctionService({
       store: this.#store,
       artifacts,
@@ -148,6 +166,7 @@ export class NimbusServer {
     functions.onDeleted((name) => this.#provisioned.deleteAll(name));
     const eventInvokeConfigs = new EventInvokeConfigs(this.#store, config.clock);
     functions.onDeleted((name) => eventInvokeConfigs.deleteAll(name));
+    functions.onDeleted((name) => this.#telemetry.deleteFunction(name));
     const queues = new BuiltinQueues(this.#store, config.clock);
     this.#async = new AsyncDispatcher({
       queue: this.#store,
@@ -186,6 +205,8 @@ export class NimbusServer {
         ...layerRoutes({ layers, baseUrl: () => this.#url }),
         ...functionUrlRoutes({ ...common, urls: frontDoors.urls, functionUrl: frontDoors.functionUrl, arn: (n, q) => functions.arn(n, q) }),
         ...frontDoors.routes,
+        ...telemetryRoutes({ ...common, telemetry: this.#telemetry }),
+        ...securityRoutes({ denyList: new DenyListService(this.#store, config.clock) }),
         ...nimbusRoutes({
           ...common,
           store: this.#store,
@@ -197,6 +218,7 @@ export class NimbusServer {
             accountId: config.accountId,
             async: this.#async.stats,
             memory: process.memoryUsage(),
+            agentLayerArn: this.#agentLayerArn,
           }),
         }),
       ],
@@ -213,10 +235,17 @@ export class NimbusServer {
     return this.#url;
   }
 
+  /** The built-in agent layer's version ARN, once published (undefined if that failed). */
+  async agentLayerArn(): Promise<string | undefined> {
+    await this.#agentLayer;
+    return this.#agentLayerArn;
+  }
+
   async start(): Promise<string> {
     this.#machine.transition('starting');
     // Environments of a previous run that died without cleaning up leave only files.
     await this.#reserved.load();
+    await this.#telemetry.start();
     await rm(this.#workRoot, { recursive: true, force: true });
     await mkdir(this.#workRoot, { recursive: true });
     const address = await this.#api.listen(this.config.host, this.config.port);
@@ -224,6 +253,17 @@ export class NimbusServer {
     this.#url = `http://${host}:${address.port}`;
     await this.#provisioned.restore();
     await this.#async.start();
+    // Not awaited: the first build bundles the agent (about a second); nothing else waits for it.
+    this.#agentLayer = publishBuiltinLayers(this.#layers, this.#logger).then(
+      (record) => {
+        this.#agentLayerArn = this.#layers.versionArn(record);
+        return record;
+      },
+      (err: Error) => {
+        this.#logger.warn('the built-in nimbus-agent layer could not be published', { error: err.message });
+        return undefined;
+      },
+    );
     this.#machine.transition('running');
     return this.#url;
   }
@@ -239,6 +279,8 @@ export class NimbusServer {
     await this.#invoker.close();
     await apiClosed;
     await this.#logSink.flush();
+    await this.#telemetry.close();
+    await this.#agentLayer;
     await this.#store.close();
     this.#machine.transition('stopped');
   }

@@ -41,6 +41,10 @@ export interface ResolvedConfig {
   readonly asyncRetryDelaysMs: readonly number[];
   /** First back-off after an async throttle (Lambda: 1 s, doubling up to 5 minutes). */
   readonly asyncThrottleBaseMs: number;
+  /** Agent telemetry older than this is purged (NIMBUS_TELEMETRY_RETENTION_HOURS, default 24). */
+  readonly telemetryRetentionHours: number;
+  /** Rows each telemetry table keeps at most, the most recent (NIMBUS_TELEMETRY_MAX_ROWS, default 1,000,000). */
+  readonly telemetryMaxRows: number;
 }
 
 export interface CliServeOptions {
@@ -64,6 +68,8 @@ interface ConfigFile {
   logLevel?: ResolvedConfig['logLevel'];
   echoFunctionLogs?: boolean;
   accessKeys?: Record<string, string>;
+  telemetryRetentionHours?: number;
+  telemetryMaxRows?: number;
 }
 
 export class ConfigError extends Error {
@@ -81,6 +87,8 @@ const DEFAULTS = {
   accountConcurrencyLimit: 1000,
   initTimeoutMs: 10_000,
   logRetentionPerFunction: 10_000,
+  telemetryRetentionHours: 24,
+  telemetryMaxRows: 1_000_000,
 } as const;
 
 function readConfigFile(file: string | undefined): ConfigFile {
@@ -150,6 +158,10 @@ export function resolveConfig(cli: CliServeOptions, env: NodeJS.ProcessEnv): Res
     clock,
     asyncRetryDelaysMs: Object.freeze(delaysFrom(env.NIMBUS_ASYNC_RETRY_DELAYS_MS) ?? [60_000, 120_000]),
     asyncThrottleBaseMs: intFrom('async throttle back-off', env.NIMBUS_ASYNC_THROTTLE_BASE_MS, 1, 300_000) ?? 1000,
+    telemetryRetentionHours:
+      intFrom('telemetry retention hours', env.NIMBUS_TELEMETRY_RETENTION_HOURS ?? file.telemetryRetentionHours, 1, 24 * 366) ??
+      DEFAULTS.telemetryRetentionHours,
+    telemetryMaxRows: intFrom('telemetry max rows', env.NIMBUS_TELEMETRY_MAX_ROWS ?? file.telemetryMaxRows, 1, 1_000_000_000) ?? DEFAULTS.telemetryMaxRows,
   });
 }
 

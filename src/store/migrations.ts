@@ -93,6 +93,101 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX async_events_due ON async_events (state, next_attempt_at);
     `,
   },
+  {
+    version: 4,
+    name: 'telemetry',
+    // What the Nimbus agent sends (src/telemetry). Queries are per function and time
+    // window, hence (function_name, ts) indexes; the plain ts indexes serve the retention
+    // purge, which deletes by age across functions. Millisecond timestamps are REAL
+    // because agents may send fractions; span times are integer microseconds.
+    // sample_sum/sample_count (Σ value×weight, Σ weight) let the Prometheus aggregation be
+    // seeded with one GROUP BY instead of parsing every point's samples.
+    // The unique span index makes a re-sent batch (an agent retry after a lost reply)
+    // store each span once. No foreign keys to functions, for the reason given for logs.
+    up: `
+      CREATE TABLE telemetry_metrics (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        function_name TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        type          TEXT NOT NULL,
+        tags          TEXT NOT NULL,
+        ts            REAL NOT NULL,
+        value         REAL NOT NULL,
+        samples       TEXT,
+        weights       TEXT,
+        sample_sum    REAL NOT NULL,
+        sample_count  REAL NOT NULL,
+        request_id    TEXT,
+        version       TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX telemetry_metrics_function_ts ON telemetry_metrics (function_name, ts);
+      CREATE INDEX telemetry_metrics_ts ON telemetry_metrics (ts);
+
+      CREATE TABLE telemetry_spans (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        function_name TEXT NOT NULL,
+        trace_id      TEXT NOT NULL,
+        span_id       TEXT NOT NULL,
+        parent_id     TEXT,
+        name          TEXT NOT NULL,
+        service       TEXT NOT NULL,
+        resource      TEXT NOT NULL,
+        type          TEXT,
+        start_us      INTEGER NOT NULL,
+        duration_us   INTEGER NOT NULL,
+        error         INTEGER NOT NULL,
+        meta          TEXT NOT NULL,
+        metrics       TEXT NOT NULL,
+        request_id    TEXT
+      ) STRICT;
+      CREATE UNIQUE INDEX telemetry_spans_function_trace ON telemetry_spans (function_name, trace_id, span_id);
+      CREATE INDEX telemetry_spans_function_start ON telemetry_spans (function_name, start_us);
+      CREATE INDEX telemetry_spans_start ON telemetry_spans (start_us);
+
+      CREATE TABLE telemetry_logs (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        function_name TEXT NOT NULL,
+        ts            REAL NOT NULL,
+        source        TEXT NOT NULL,
+        request_id    TEXT,
+        level         TEXT,
+        message       TEXT NOT NULL,
+        attributes    TEXT
+      ) STRICT;
+      CREATE INDEX telemetry_logs_function_ts ON telemetry_logs (function_name, ts);
+      CREATE INDEX telemetry_logs_function_request ON telemetry_logs (function_name, request_id);
+      CREATE INDEX telemetry_logs_ts ON telemetry_logs (ts);
+
+      CREATE TABLE telemetry_security (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        function_name TEXT NOT NULL,
+        ts            REAL NOT NULL,
+        request_id    TEXT NOT NULL,
+        rule_id       TEXT NOT NULL,
+        rule_name     TEXT NOT NULL,
+        category      TEXT NOT NULL,
+        parameter     TEXT NOT NULL,
+        value         TEXT NOT NULL,
+        client_ip     TEXT,
+        user_agent    TEXT,
+        route         TEXT,
+        method        TEXT,
+        trigger_kind  TEXT NOT NULL,
+        blocked       INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX telemetry_security_function_ts ON telemetry_security (function_name, ts);
+      CREATE INDEX telemetry_security_ts ON telemetry_security (ts);
+
+      CREATE TABLE telemetry_dropped (
+        function_name TEXT PRIMARY KEY,
+        metrics       INTEGER NOT NULL,
+        spans         INTEGER NOT NULL,
+        logs          INTEGER NOT NULL,
+        security      INTEGER NOT NULL,
+        sent_at       REAL NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** The schema cannot be brought to the version this code expects. */
