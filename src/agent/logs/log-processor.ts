@@ -22,9 +22,9 @@ type Json = Record<string, unknown>;
 const OUT_OF_MEMORY =
   /JavaScript heap out of memory|MemoryError|fatal error: runtime: out of memory|java\.lang\.OutOfMemoryError|Runtime exited with error: signal: killed|NoMemoryError|OutOfMemoryException/;
 /** Node.js runtime text format: `<ISO time>\t<request id>\t<LEVEL>\t<message>`. */
-const NODE_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\t([^\t\s]+)\t([A-Z]+)\t/;
+const NODE_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\t([^\t\s]+)\t([A-Z]+)\t([^]*)$/;
 /** Python runtime text format: `[LEVEL]\t<time>\t<request id>\t<message>`. */
-const PYTHON_LINE = /^\[([A-Z]+)\]\t\S+\t([^\t\s]+)\t/;
+const PYTHON_LINE = /^\[([A-Z]+)\]\t\S+\t([^\t\s]+)\t([^]*)$/;
 const JSON_LEVEL_KEYS = ['level', 'levelname', 'severity'];
 const JSON_REQUEST_ID_KEYS = ['requestId', 'request_id', 'AWSrequestId', 'aws_request_id'];
 /** pino and bunyan write numeric levels. */
@@ -162,12 +162,22 @@ export class LogProcessor {
       message = text!;
       const node = NODE_LINE.exec(message);
       const python = node ? null : PYTHON_LINE.exec(message);
+      let body: string | undefined;
       if (node) {
         requestId = realId(node[1]);
         level = normalizeLevel(node[2]);
+        body = node[3];
       } else if (python) {
         requestId = realId(python[2]);
         level = normalizeLevel(python[1]);
+        body = python[3];
+      }
+      // `console.log(JSON.stringify(...))` in the Text format: the runtime's prefix, then JSON.
+      const inner = body === undefined ? undefined : parseJsonObject(body);
+      if (inner) {
+        object = inner;
+        const innerLevel = normalizeLevel(firstValue(inner, JSON_LEVEL_KEYS));
+        if (innerLevel) level = innerLevel;
       }
     }
     requestId ??= this.#requestId;

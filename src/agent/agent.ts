@@ -1,0 +1,323 @@
+/**
+ * The Nimbus agent, put together: intakes (DogStatsD, trace intake, OTLP, Telemetry API,
+ * Runtime API proxy) feed processors (invocation spans, enhanced metrics, logs, threat
+ * detection) that write into one outbox; the lifecycle loop decides when the outbox is
+ * flushed to the backends (flush/flush-control.ts).
+ *
+ * Rule one: the agent never makes the function fail. A listener that cannot start is
+ * reported and skipped; a backend that is down is buffered for, up to a bound.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { AgentConfig } from './config.ts';
+import type { AgentResource, ProxyInterceptor, TelemetryBackend, TelemetryEvent, TelemetrySink } from './model.ts';
+import { ExtensionsApiClient, type NextEvent } from './lambda/extensions-api-client.ts';
+import { startTelemetryListener } from './lambda/telemetry-listener.ts';
+import { DogStatsDAggregator } from './dogstatsd/aggregator.ts';
+import { startDogStatsD } from './dogstatsd/server.ts';
+import { startTraceIntake } from './traces/intake-server.ts';
+import { startOtlpReceiver } from './otlp/receiver.ts';
+import { LogProcessor } from './logs/log-processor.ts';
+import { parseProcessingRules } from './logs/processing-rules.ts';
+import { InvocationTracker } from './invocation/invocation-tracker.ts';
+import { startRuntimeApiProxy } from './proxy/runtime-api-proxy.ts';
+import { EnhancedMetrics } from './enhanced/enhanced-metrics.ts';
+import { ProcUsage } from './enhanced/proc-usage.ts';
+import { Outbox } from './outbox.ts';
+import { NimbusBackend } from './backends/nimbus-backend.ts';
+import { OtlpBackend } from './backends/otlp-backend.ts';
+import { DatadogBackend } from './backends/datadog-backend.ts';
+import { closeHttpAgents } from './backends/http-post.ts';
+import { FlushControl } from './flush/flush-control.ts';
+import { parseFlushStrategy } from './flush/strategy.ts';
+import { InvocationEnds } from './lifecycle/invocation-ends.ts';
+import { createAppsec } from './appsec/create-appsec.ts';
+import type { AgentLog } from './agent-log.ts';
+
+export const agentName = 'nimbus-agent';
+export const agentVersion = '1.0.0';
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+/** Telemetry API buffering as Datadog's extension asks for it. */
+const telemetryBuffering = { maxItems: 1000, maxBytes: 262_144, timeoutMs: 25 };
+/** Time kept back from the SHUTDOWN deadline for closing down after the last flush. */
+const shutdownMarginMs = 200;
+
+export class NimbusAgent {
+  readonly #config: AgentConfig;
+  readonly #log: AgentLog;
+  readonly #env: Record<string, string | undefined>;
+  readonly #api: ExtensionsApiClient;
+  readonly #closables: Closable[] = [];
+  readonly #ends = new InvocationEnds();
+  readonly #resource: AgentResource;
+  readonly #managed: boolean;
+  #outbox!: Outbox;
+  #tracker!: InvocationTracker;
+  #enhanced: EnhancedMetrics | undefined;
+  #logs!: LogProcessor;
+  #flush!: FlushControl;
+  #backgroundTimer: NodeJS.Timeout | undefined;
+  #invocations = 0;
+
+  constructor(config: AgentConfig, log: AgentLog, env: Record<string, string | undefined>) {
+    this.#config = config;
+    this.#log = log;
+    this.#env = env;
+    this.#api = new ExtensionsApiClient(env.AWS_LAMBDA_RUNTIME_API ?? '127.0.0.1:9001');
+    this.#managed = env.AWS_LAMBDA_INITIALIZATION_TYPE === 'lambda-managed-instances';
+    const functionName = env.AWS_LAMBDA_FUNCTION_NAME ?? 'unknown';
+    const region = env.AWS_REGION ?? 'us-east-1';
+    this.#resource = {
+      functionName,
+      functionArn: `arn:aws:lambda:${region}:000000000000:function:${functionName}`,
+      version: env.AWS_LAMBDA_FUNCTION_VERSION ?? '$LATEST',
+      region,
+      accountId: '000000000000',
+      // Extensions are not told the runtime; platform.initStart says it (runtimeVersion).
+      runtime: 'unknown',
+      memorySize: Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE ?? 128),
+      architecture: process.arch === 'arm64' ? 'arm64' : 'x86_64',
+      extensionVersion: agentVersion,
+      tags: config.tags,
+    };
+  }
+
+  /** Starts every part, registers, and runs the event loop until SHUTDOWN. */
+  async run(): Promise<void> {
+    for (const warning of this.#config.warnings) this.#log.warn(warning);
+    // Registration goes first: its answer carries the account id the ARN needs, and the
+    // listeners are ready long before the runtime starts (it waits for every registration).
+    const registration = await this.#api.register(agentName, this.#managed ? ['SHUTDOWN'] : ['INVOKE', 'SHUTDOWN']);
+    if (registration.accountId) {
+      this.#resource.accountId = registration.accountId;
+      this.#resource.functionArn = `arn:aws:lambda:${this.#resource.region}:${registration.accountId}:function:${this.#resource.functionName}`;
+    }
+    await this.#startPipeline();
+    const types: Array<'platform' | 'function' | 'extension'> = this.#config.logsEnabled ? ['platform', 'function', 'extension'] : ['platform'];
+    await this.#api.subscribeTelemetry(this.#config.telemetryPort, types, telemetryBuffering);
+    const interval = this.#flush.backgroundIntervalMs();
+    if (interval !== undefined) {
+      this.#backgroundTimer = setInterval(() => {
+        if (this.#flush.atBackgroundTick() === 'background') this.#backgroundFlush();
+      }, interval);
+    }
+    for (;;) {
+      const event = await this.#api.next();
+      if (event.eventType === 'SHUTDOWN') {
+        await this.#shutdown(event);
+        return;
+      }
+      await this.#invocation(event);
+    }
+  }
+
+  async #startPipeline(): Promise<void> {
+    const c = this.#config;
+    const onError = (message: string): void => this.#log.warn(message);
+    const backends: TelemetryBackend[] = [];
+    if (c.nimbusEndpoint) backends.push(new NimbusBackend({ endpoint: c.nimbusEndpoint }));
+    if (c.otlpEndpoint) backends.push(new OtlpBackend({ endpoint: c.otlpEndpoint }));
+    if (c.datadog) backends.push(new DatadogBackend({ apiKey: c.datadog.apiKey, metricsUrl: c.datadog.metricsUrl, logsUrl: c.datadog.logsUrl, tracesUrl: c.datadog.tracesUrl }));
+    if (backends.length === 0) this.#log.warn('no backend configured (NIMBUS_TELEMETRY_ENDPOINT, NIMBUS_OTLP_ENDPOINT or DD_API_KEY): telemetry is collected and dropped');
+
+    const aggregator = new DogStatsDAggregator({ excludeTagKeys: c.customMetricsExcludeTags });
+    this.#outbox = new Outbox({ resource: this.#resource, backends, sources: [aggregator], maxBuffered: c.maxBuffered, sendTimeoutMs: c.flushTimeoutMs, onError });
+    const sink = this.#outbox;
+
+    const parsed = parseFlushStrategy(c.flushStrategy);
+    if (parsed.warning) this.#log.warn(parsed.warning);
+    this.#flush = new FlushControl({ strategy: parsed.strategy, flushTimeoutMs: c.flushTimeoutMs, managedInstances: this.#managed });
+    if (this.#flush.warning) this.#log.warn(this.#flush.warning);
+
+    this.#tracker = new InvocationTracker({ sink, resource: this.#resource, service: c.service, captureLambdaPayload: c.captureLambdaPayload });
+    if (c.enhancedMetrics) {
+      this.#enhanced = new EnhancedMetrics({
+        sink,
+        resource: this.#resource,
+        tags: c.tags,
+        managedInstances: this.#managed,
+        proc: c.procEnhancedMetrics ? new ProcUsage({ sandboxAddress: this.#env.NIMBUS_SANDBOX_ADDRESS }) : undefined,
+      });
+    }
+    const rules = parseProcessingRules(c.processingRules);
+    for (const warning of rules.warnings) this.#log.warn(warning);
+    this.#logs = new LogProcessor({
+      sink: c.logsEnabled ? sink : withoutLogs(sink),
+      rules: rules.rules,
+      onOutOfMemory: (requestId) => {
+        if (requestId) this.#enhanced?.outOfMemory(requestId);
+      },
+    });
+
+    const host = c.bindHost;
+    const tracker = this.#tracker;
+    await this.#listen('DogStatsD', () => startDogStatsD({ host, port: c.dogstatsdPort, aggregator, onError }));
+    await this.#listen('trace intake', () => startTraceIntake({ host, port: c.traceAgentPort, onSpans: (spans) => tracker.attachTracerSpans(spans) }));
+    await this.#listen('OTLP receiver', () =>
+      startOtlpReceiver({
+        host,
+        port: c.otlpHttpPort,
+        onSpans: (spans) => tracker.attachTracerSpans(spans),
+        onMetrics: (points) => {
+          for (const p of points) sink.addMetric(p);
+        },
+        onLogs: (records) => {
+          if (c.logsEnabled) for (const r of records) sink.addLog(r);
+        },
+      }),
+    );
+    await this.#listen('telemetry listener', () => startTelemetryListener({ host, port: c.telemetryPort, onEvents: (events) => this.#onTelemetry(events), onError }));
+    if (c.proxyEnabled) await this.#startProxy();
+  }
+
+  async #startProxy(): Promise<void> {
+    const c = this.#config;
+    const upstream = this.#env.AWS_LAMBDA_RUNTIME_API;
+    if (!upstream) return;
+    const ends = this.#ends;
+    const tracker = this.#tracker;
+    const interceptors: ProxyInterceptor[] = [
+      {
+        onInvocationEvent: (info) => {
+          tracker.eventSeen(info.requestId, info.event);
+          return undefined;
+        },
+        onInvocationResponse: (requestId, body) => {
+          tracker.finished(requestId, { status: 'success', response: body });
+          ends.ended(requestId);
+        },
+        onInvocationError: (requestId, body, errorType) => {
+          tracker.finished(requestId, { status: 'error', errorType, response: body });
+          ends.ended(requestId);
+        },
+      },
+    ];
+    if (c.appsecEnabled) {
+      const appsec = await createAppsec(c, { sink: this.#outbox, tagger: tracker, log: this.#log });
+      if (appsec) {
+        interceptors.push(appsec.interceptor);
+        this.#closables.push(appsec);
+      }
+    }
+    const proxy = await this.#listen('Runtime API proxy', () =>
+      startRuntimeApiProxy({ host: c.bindHost, port: c.proxyPort, upstream, interceptors, onError: (m) => this.#log.warn(m) }),
+    );
+    // Tells /opt/nimbus-wrapper where the proxy is. Without this file the runtime talks to
+    // the Runtime API directly, so a proxy that could not start costs the function nothing.
+    if (proxy) await writeFile(path.join(this.#env.TMPDIR ?? '/tmp', '.nimbus-agent-proxy'), `${c.bindHost}:${proxy.port}`);
+  }
+
+  async #listen<T extends Closable>(what: string, start: () => Promise<T>): Promise<T | undefined> {
+    try {
+      const server = await start();
+      this.#closables.push(server);
+      return server;
+    } catch (err) {
+      this.#log.warn(`${what} not started: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  #onTelemetry(events: TelemetryEvent[]): void {
+    for (const event of events) {
+      try {
+        if (event.type === 'platform.initStart') {
+          const version = (event.record as { runtimeVersion?: unknown }).runtimeVersion;
+          if (typeof version === 'string') this.#resource.runtime = runtimeIdOf(version) ?? this.#resource.runtime;
+        }
+        this.#enhanced?.handle(event);
+        this.#logs.handle(event);
+        if (event.type === 'platform.runtimeDone') this.#runtimeDone(event.record as RuntimeDoneRecord);
+      } catch (err) {
+        this.#log.warn(`telemetry event ${event.type} not processed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  #runtimeDone(record: RuntimeDoneRecord): void {
+    if (typeof record.requestId !== 'string') return;
+    const status = record.status === 'success' || record.status === 'timeout' || record.status === 'failure' ? record.status : 'error';
+    this.#tracker.finished(record.requestId, { status, errorType: record.errorType, durationMs: record.metrics?.durationMs });
+    this.#ends.ended(record.requestId);
+  }
+
+  async #invocation(event: Extract<NextEvent, { eventType: 'INVOKE' }>): Promise<void> {
+    this.#invocations++;
+    this.#flush.invocationStarted();
+    this.#enhanced?.invoked(event.requestId);
+    this.#tracker.started(event.requestId, { functionArn: event.invokedFunctionArn, deadlineMs: event.deadlineMs });
+    const atStart = this.#flush.atInvocationStart();
+    if (atStart === 'blocking') await this.#blockingFlush();
+    else if (atStart === 'background') this.#backgroundFlush();
+    // Only an end-of-invocation flush holds the environment; otherwise /next comes at once.
+    if (this.#flush.atInvocationEnd() !== 'blocking') return;
+    await this.#waitForEnd(event.requestId);
+    await this.#blockingFlush();
+  }
+
+  /** Waits for the invocation to end; a race timer flushes meanwhile so long invocations ship data. */
+  async #waitForEnd(requestId: string): Promise<void> {
+    const race = this.#flush.raceIntervalMs();
+    const timer = race === undefined ? undefined : setInterval(() => void this.#blockingFlush(), race);
+    try {
+      await this.#ends.wait(requestId);
+    } finally {
+      if (timer) clearInterval(timer);
+    }
+  }
+
+  async #blockingFlush(): Promise<void> {
+    this.#flush.flushed();
+    this.#tracker.drain('flush');
+    await this.#outbox.flush();
+  }
+
+  #backgroundFlush(): void {
+    this.#flush.flushStarted();
+    this.#tracker.drain('flush');
+    void this.#outbox.flush().finally(() => this.#flush.flushSettled());
+  }
+
+  async #shutdown(event: Extract<NextEvent, { eventType: 'SHUTDOWN' }>): Promise<void> {
+    if (this.#backgroundTimer) clearInterval(this.#backgroundTimer);
+    this.#ends.releaseAll();
+    // A timeout or a crash: what the invocation sent so far still goes out.
+    this.#tracker.drain(event.shutdownReason === 'timeout' ? 'timeout' : 'shutdown');
+    const budget = Math.max(0, event.deadlineMs - Date.now() - shutdownMarginMs);
+    // The last invocation's usage metrics are read asynchronously; they go in this flush.
+    await Promise.race([this.#enhanced?.shutdown().then(() => this.#enhanced?.idle()), new Promise((resolve) => setTimeout(resolve, budget / 2).unref())]);
+    const flushed = this.#outbox.flush();
+    await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, budget).unref())]);
+    await Promise.allSettled(this.#closables.map((c) => c.close()));
+    closeHttpAgents();
+    this.#api.close();
+  }
+}
+
+/** `nodejs:24.v1` → `nodejs24.x`, `python:3.12.v1` → `python3.12` (Lambda's runtime ids). */
+export function runtimeIdOf(runtimeVersion: string): string | undefined {
+  const m = /^([a-z]+):(\d+(?:\.\d+)?)\.v\d+$/.exec(runtimeVersion);
+  if (!m) return undefined;
+  return m[1] === 'nodejs' ? `nodejs${m[2]}.x` : `${m[1]}${m[2]}`;
+}
+
+/** DD_LOGS_ENABLED=false: the log processor still sees platform events, but ships no lines. */
+function withoutLogs(sink: TelemetrySink): TelemetrySink {
+  return {
+    addMetric: (p) => sink.addMetric(p),
+    addSpans: (s) => sink.addSpans(s),
+    addLog: () => {},
+    addSecurity: (s) => sink.addSecurity(s),
+  };
+}
+
+interface RuntimeDoneRecord {
+  requestId?: unknown;
+  status?: string;
+  errorType?: string;
+  metrics?: { durationMs?: number };
+}
