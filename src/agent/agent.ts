@@ -31,6 +31,7 @@ import { closeHttpAgents } from './backends/http-post.ts';
 import { FlushControl } from './flush/flush-control.ts';
 import { parseFlushStrategy } from './flush/strategy.ts';
 import { InvocationEnds } from './lifecycle/invocation-ends.ts';
+import { PendingReports } from './lifecycle/pending-reports.ts';
 import { createAppsec } from './appsec/create-appsec.ts';
 import type { AgentLog } from './agent-log.ts';
 
@@ -43,6 +44,8 @@ interface Closable {
 
 /** Telemetry API buffering as Datadog's extension asks for it. */
 const telemetryBuffering = { maxItems: 1000, maxBytes: 262_144, timeoutMs: 25 };
+/** How long SHUTDOWN waits for the last invocation's platform.report (Datadog: 300 ms). */
+const reportWaitMs = 300;
 /** Time kept back from the SHUTDOWN deadline for closing down after the last flush. */
 const shutdownMarginMs = 200;
 
@@ -53,6 +56,7 @@ export class NimbusAgent {
   readonly #api: ExtensionsApiClient;
   readonly #closables: Closable[] = [];
   readonly #ends = new InvocationEnds();
+  readonly #reports = new PendingReports();
   readonly #resource: AgentResource;
   readonly #managed: boolean;
   #outbox!: Outbox;
@@ -232,6 +236,7 @@ export class NimbusAgent {
         this.#enhanced?.handle(event);
         this.#logs.handle(event);
         if (event.type === 'platform.runtimeDone') this.#runtimeDone(event.record as RuntimeDoneRecord);
+        if (event.type === 'platform.report') this.#reports.reported(String((event.record as { requestId?: unknown }).requestId));
       } catch (err) {
         this.#log.warn(`telemetry event ${event.type} not processed: ${(err as Error).message}`);
       }
@@ -249,6 +254,7 @@ export class NimbusAgent {
     this.#invocations++;
     this.#flush.invocationStarted();
     this.#enhanced?.invoked(event.requestId);
+    this.#reports.invoked(event.requestId);
     this.#tracker.started(event.requestId, { functionArn: event.invokedFunctionArn, deadlineMs: event.deadlineMs });
     const atStart = this.#flush.atInvocationStart();
     if (atStart === 'blocking') await this.#blockingFlush();
@@ -285,9 +291,10 @@ export class NimbusAgent {
   async #shutdown(event: Extract<NextEvent, { eventType: 'SHUTDOWN' }>): Promise<void> {
     if (this.#backgroundTimer) clearInterval(this.#backgroundTimer);
     this.#ends.releaseAll();
+    const budget = Math.max(0, event.deadlineMs - Date.now() - shutdownMarginMs);
+    await this.#reports.settled(Math.min(reportWaitMs, budget / 4));
     // A timeout or a crash: what the invocation sent so far still goes out.
     this.#tracker.drain(event.shutdownReason === 'timeout' ? 'timeout' : 'shutdown');
-    const budget = Math.max(0, event.deadlineMs - Date.now() - shutdownMarginMs);
     // The last invocation's usage metrics are read asynchronously; they go in this flush.
     await Promise.race([this.#enhanced?.shutdown().then(() => this.#enhanced?.idle()), new Promise((resolve) => setTimeout(resolve, budget / 2).unref())]);
     const flushed = this.#outbox.flush();

@@ -133,7 +133,10 @@ test('Python: enhanced metrics, DogStatsD over a socket and JSON logs with reque
     (ps) => reports.every((r) => enhanced(ps, 'billed_duration').some((p) => p.requestId === r.requestId)),
     30_000,
     'python enhanced metrics',
-  );
+  ).catch(async (err) => {
+    console.log((await server.logs(fn)).join('\n'));
+    throw err;
+  });
   for (const r of reports) {
     assert.deepEqual(byRequest(enhanced(points, 'billed_duration'), r.requestId), [r.billedMs / 1000]);
     assert.deepEqual(byRequest(enhanced(points, 'max_memory_used'), r.requestId), [r.maxMemoryMb]);
