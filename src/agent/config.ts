@@ -57,6 +57,8 @@ export interface AgentConfig {
   appsecMode: 'monitor' | 'block';
   /** `NIMBUS_APPSEC_USER_CLAIM` (`sub`): the authorizer claim that names the user, for user deny lists. */
   appsecUserClaim: string;
+  /** `NIMBUS_APPSEC_DENYLIST_POLL_MS` (1,000): how soon a deny-list change reaches a running environment. */
+  appsecDenyListPollMs: number;
   /** Problems found while reading the variables; logged once at start, never fatal. */
   warnings: string[];
 }
@@ -170,6 +172,7 @@ export function readAgentConfig(env: Env = process.env): AgentConfig {
     wafTimeoutMicros: readNumber(env, ['NIMBUS_APPSEC_WAF_TIMEOUT', 'DD_APPSEC_WAF_TIMEOUT'], 5000, warnings, 1),
     appsecMode: rawMode === 'block' ? 'block' : 'monitor',
     appsecUserClaim: readString(env, ['NIMBUS_APPSEC_USER_CLAIM']) ?? 'sub',
+    appsecDenyListPollMs: readNumber(env, ['NIMBUS_APPSEC_DENYLIST_POLL_MS'], 1000, warnings, 10),
     warnings,
   };
 }
