@@ -13,6 +13,9 @@ export function agentDefaults(sandboxAddress: string, telemetryEndpoint: string 
     // hot-shots, datadog-lambda-js and dd-trace read DD_AGENT_HOST for DogStatsD and traces.
     DD_AGENT_HOST: sandboxAddress,
     DD_TRACE_AGENT_URL: `http://${sandboxAddress}:8126`,
+    // dd-trace on Lambda writes traces to stdout unless it finds Datadog's own extension
+    // at /opt/extensions/datadog-agent: send them to this agent's trace intake instead.
+    DD_TRACE_EXPERIMENTAL_EXPORTER: 'agent',
     // OpenTelemetry SDKs: the agent's OTLP/HTTP receiver speaks JSON.
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://${sandboxAddress}:4318`,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',

@@ -27,7 +27,8 @@ const require = createRequire(import.meta.url);
  * the `node` first on PATH (the function's own Node.js, or the host's for other runtimes).
  */
 const extensionLauncher = `#!/bin/sh
-exec node /opt/nimbus-agent/agent.mjs
+# /opt/extensions/.. is the layer's root wherever the sandbox mounts it.
+exec node "$(dirname "$0")/../nimbus-agent/agent.mjs"
 `;
 
 /**
