@@ -93,14 +93,15 @@ export class NimbusAgent {
   /** Starts every part, registers, and runs the event loop until SHUTDOWN. */
   async run(): Promise<void> {
     for (const warning of this.#config.warnings) this.#log.warn(warning);
-    // Registration goes first: its answer carries the account id the ARN needs, and the
-    // listeners are ready long before the runtime starts (it waits for every registration).
+    // Listeners first: the runtime starts once every extension has registered, and by then
+    // the proxy must be up for /opt/nimbus-wrapper to point the runtime at it. The resource
+    // object is shared by reference, so the account id the registration tells comes in later.
+    await this.#startPipeline();
     const registration = await this.#api.register(agentName, this.#managed ? ['SHUTDOWN'] : ['INVOKE', 'SHUTDOWN']);
     if (registration.accountId) {
       this.#resource.accountId = registration.accountId;
       this.#resource.functionArn = `arn:aws:lambda:${this.#resource.region}:${registration.accountId}:function:${this.#resource.functionName}`;
     }
-    await this.#startPipeline();
     const types: Array<'platform' | 'function' | 'extension'> = this.#config.logsEnabled ? ['platform', 'function', 'extension'] : ['platform'];
     await this.#api.subscribeTelemetry(this.#config.telemetryPort, types, telemetryBuffering);
     const interval = this.#flush.backgroundIntervalMs();

@@ -90,9 +90,7 @@ test('Node.js: every enhanced metric matches the REPORT line of its invocation; 
     assert.equal(root.resource, fn);
     assert.equal(root.parentId, undefined);
     const checkout = spans.find((s) => s.name === 'checkout' && s.traceId === root.traceId);
-    if (!checkout) console.log(JSON.stringify(spans.map((s) => [s.name, s.traceId, s.spanId, s.parentId, s.requestId, s.startMicros, s.durationMicros])), id);
     assert.ok(checkout, `checkout span joined to ${id}`);
-    if (checkout.parentId !== root.spanId) console.log(JSON.stringify(spans.filter((s) => s.traceId === root.traceId), null, 1));
     assert.equal(checkout.parentId, root.spanId);
     const query = spans.find((s) => s.name === 'db.query' && s.traceId === root.traceId);
     assert.equal(query?.parentId, checkout.spanId);
@@ -104,7 +102,6 @@ test('Node.js: every enhanced metric matches the REPORT line of its invocation; 
   const logs = await agentLogs(server, fn);
   for (const [i, id] of ids.entries()) {
     const json = logs.find((l) => l.requestId === id && l.attributes?.message === 'order placed');
-    if (!json) console.log(JSON.stringify(logs.slice(0, 12), null, 0));
     assert.ok(json, `JSON log of ${id}`);
     assert.equal(json.attributes?.orderId, i + 1);
     assert.ok(logs.some((l) => l.requestId === id && l.message.includes(`plain line for ${i + 1}`)), `text log of ${id}`);

@@ -67,7 +67,7 @@ export class EnhancedMetrics {
   #tagsWarm: string[] = [];
   #tagsCold: string[] = [];
   /** The runtime the tag sets were built for. */
-  #builtRuntime = '';
+  #builtFor = '';
   readonly #open = new Map<string, RequestState>();
   readonly #oomSeen = new Set<string>();
   readonly #pending = new Set<Promise<void>>();
@@ -108,7 +108,7 @@ export class EnhancedMetrics {
       `architecture:${r.architecture}`,
       ...this.#configTags,
     ];
-    this.#builtRuntime = r.runtime;
+    this.#builtFor = `${r.runtime}|${r.accountId}`;
     this.#tagsPlain = [...base].sort();
     this.#tagsWarm = [...base, 'cold_start:false'].sort();
     this.#tagsCold = [...base, 'cold_start:true'].sort();
@@ -369,7 +369,8 @@ export class EnhancedMetrics {
   }
 
   #tags(cold: boolean): string[] {
-    if (this.#resource.runtime !== this.#builtRuntime) this.#buildTags();
+    // The runtime (platform.initStart) and the account (registration) are learnt after start.
+    if (`${this.#resource.runtime}|${this.#resource.accountId}` !== this.#builtFor) this.#buildTags();
     return (this.#managed ? this.#tagsPlain : cold ? this.#tagsCold : this.#tagsWarm).slice();
   }
 
