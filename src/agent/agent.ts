@@ -23,6 +23,7 @@ import { InvocationTracker } from './invocation/invocation-tracker.ts';
 import { startRuntimeApiProxy } from './proxy/runtime-api-proxy.ts';
 import { EnhancedMetrics } from './enhanced/enhanced-metrics.ts';
 import { ProcUsage } from './enhanced/proc-usage.ts';
+import { EnhancedAggregator } from './enhanced/enhanced-aggregator.ts';
 import { Outbox } from './outbox.ts';
 import { NimbusBackend } from './backends/nimbus-backend.ts';
 import { OtlpBackend } from './backends/otlp-backend.ts';
@@ -90,6 +91,14 @@ export class NimbusAgent {
     };
   }
 
+  /**
+   * The agent's Extensions API client. Once registered, only it can call /next (the platform
+   * knows the extension by the identifier it holds), so a fallback after a failure must use it.
+   */
+  get extensionsApi(): ExtensionsApiClient {
+    return this.#api;
+  }
+
   /** Starts every part, registers, and runs the event loop until SHUTDOWN. */
   async run(): Promise<void> {
     for (const warning of this.#config.warnings) this.#log.warn(warning);
@@ -103,7 +112,8 @@ export class NimbusAgent {
       this.#resource.functionArn = `arn:aws:lambda:${this.#resource.region}:${registration.accountId}:function:${this.#resource.functionName}`;
     }
     const types: Array<'platform' | 'function' | 'extension'> = this.#config.logsEnabled ? ['platform', 'function', 'extension'] : ['platform'];
-    await this.#api.subscribeTelemetry(this.#config.telemetryPort, types, telemetryBuffering);
+    // Managed instances take only the 2025-01-29 schema (and send that schema's events).
+    await this.#api.subscribeTelemetry(this.#config.telemetryPort, types, telemetryBuffering, this.#managed ? '2025-01-29' : '2022-12-13');
     const interval = this.#flush.backgroundIntervalMs();
     if (interval !== undefined) {
       this.#backgroundTimer = setInterval(() => {
@@ -112,6 +122,7 @@ export class NimbusAgent {
     }
     for (;;) {
       const event = await this.#api.next();
+      this.#log.debug(`event ${event.eventType}`);
       if (event.eventType === 'SHUTDOWN') {
         await this.#shutdown(event);
         return;
@@ -130,7 +141,8 @@ export class NimbusAgent {
     if (backends.length === 0) this.#log.warn('no backend configured (NIMBUS_TELEMETRY_ENDPOINT, NIMBUS_OTLP_ENDPOINT or DD_API_KEY): telemetry is collected and dropped');
 
     const aggregator = new DogStatsDAggregator({ excludeTagKeys: c.customMetricsExcludeTags });
-    this.#outbox = new Outbox({ resource: this.#resource, backends, sources: [aggregator], maxBuffered: c.maxBuffered, sendTimeoutMs: c.flushTimeoutMs, onError });
+    const enhancedAggregator = new EnhancedAggregator();
+    this.#outbox = new Outbox({ resource: this.#resource, backends, sources: [aggregator, enhancedAggregator], maxBuffered: c.maxBuffered, sendTimeoutMs: c.flushTimeoutMs, onError });
     const sink = this.#outbox;
 
     const parsed = parseFlushStrategy(c.flushStrategy);
@@ -141,7 +153,7 @@ export class NimbusAgent {
     this.#tracker = new InvocationTracker({ sink, resource: this.#resource, service: c.service, captureLambdaPayload: c.captureLambdaPayload });
     if (c.enhancedMetrics) {
       this.#enhanced = new EnhancedMetrics({
-        sink,
+        sink: { ...forwarding(sink), addMetric: (p) => enhancedAggregator.add(p) },
         resource: this.#resource,
         tags: c.tags,
         managedInstances: this.#managed,
@@ -313,14 +325,19 @@ export function runtimeIdOf(runtimeVersion: string): string | undefined {
   return m[1] === 'nodejs' ? `nodejs${m[2]}.x` : `${m[1]}${m[2]}`;
 }
 
-/** DD_LOGS_ENABLED=false: the log processor still sees platform events, but ships no lines. */
-function withoutLogs(sink: TelemetrySink): TelemetrySink {
+/** A sink that passes everything on to `sink` (for overriding one kind). */
+function forwarding(sink: TelemetrySink): TelemetrySink {
   return {
     addMetric: (p) => sink.addMetric(p),
     addSpans: (s) => sink.addSpans(s),
-    addLog: () => {},
+    addLog: (l) => sink.addLog(l),
     addSecurity: (s) => sink.addSecurity(s),
   };
+}
+
+/** DD_LOGS_ENABLED=false: the log processor still sees platform events, but ships no lines. */
+function withoutLogs(sink: TelemetrySink): TelemetrySink {
+  return { ...forwarding(sink), addLog: () => {} };
 }
 
 interface RuntimeDoneRecord {

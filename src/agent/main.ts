@@ -17,7 +17,7 @@ agent.run().then(
   () => process.exit(0),
   async (err: Error) => {
     log.error(`agent failed, continuing without it: ${err.stack ?? err.message}`);
-    await idleLoop(process.env.AWS_LAMBDA_RUNTIME_API ?? '', log);
+    await idleLoop(process.env.AWS_LAMBDA_RUNTIME_API ?? '', log, agent.extensionsApi);
     process.exit(0);
   },
 );

@@ -28,6 +28,12 @@ export interface MetricPoint {
   timestamp: number;
   /** The invocation a per-invocation (enhanced) point belongs to. Kept out of `tags` on purpose: no cardinality. */
   requestId?: string;
+  /**
+   * distribution only: the invocation of each sample, parallel to `values`, when the
+   * agent merged per-invocation points (enhanced metrics) into one per flush. Absent when
+   * a flush held too many invocations to name them all.
+   */
+  requestIds?: string[];
 }
 
 export interface Span {

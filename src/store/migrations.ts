@@ -188,6 +188,13 @@ export const migrations: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    name: 'telemetry-metric-request-ids',
+    // The agent merges its per-invocation (enhanced) points into one distribution per
+    // flush; the invocation of each sample rides beside its value.
+    up: `ALTER TABLE telemetry_metrics ADD COLUMN request_ids TEXT;`,
+  },
 ];
 
 /** The schema cannot be brought to the version this code expects. */

@@ -51,7 +51,7 @@ const TABLES = [
   { kind: 'security', table: 'telemetry_security', time: 'ts', perMs: 1 },
 ] as const;
 
-const METRIC_COLUMNS = 'name, type, tags, ts, value, samples, weights, request_id, version';
+const METRIC_COLUMNS = 'name, type, tags, ts, value, samples, weights, request_id, request_ids, version';
 const SPAN_COLUMNS = 'trace_id, span_id, parent_id, name, service, resource, type, start_us, duration_us, error, meta, metrics, request_id';
 const LOG_COLUMNS = 'id, ts, source, request_id, level, message, attributes';
 const SECURITY_COLUMNS =
@@ -62,8 +62,8 @@ const SQL = {
   commit: 'COMMIT',
   rollback: 'ROLLBACK',
   insertMetric:
-    'INSERT INTO telemetry_metrics (function_name, name, type, tags, ts, value, samples, weights, sample_sum, sample_count, request_id, version) ' +
-    'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO telemetry_metrics (function_name, name, type, tags, ts, value, samples, weights, sample_sum, sample_count, request_id, request_ids, version) ' +
+    'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   insertSpan:
     `INSERT INTO telemetry_spans (function_name, ${SPAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ` +
     'ON CONFLICT (function_name, trace_id, span_id) DO NOTHING',
@@ -187,6 +187,7 @@ export class SqliteTelemetryStore implements TelemetryStore {
           totals.sum,
           totals.count,
           m.requestId ?? null,
+          m.requestIds === undefined ? null : JSON.stringify(m.requestIds),
           version,
         );
       }
@@ -415,6 +416,7 @@ function toMetricPoint(row: Record<string, SQLOutputValue>): StoredMetricPoint {
     version: String(row.version),
   };
   if (typeof row.samples === 'string') point.values = JSON.parse(row.samples) as number[];
+  if (typeof row.request_ids === 'string') point.requestIds = JSON.parse(row.request_ids) as string[];
   if (typeof row.weights === 'string') point.weights = JSON.parse(row.weights) as number[];
   if (typeof row.request_id === 'string') point.requestId = row.request_id;
   return point;

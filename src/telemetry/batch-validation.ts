@@ -62,6 +62,11 @@ function checkMetric(m: unknown, at: string): void {
   const values = m.values;
   if (!Array.isArray(values)) fail(`${at}.values`, 'must be an array of numbers', values);
   for (let i = 0; i < values.length; i++) if (!isFiniteNumber(values[i])) fail(`${at}.values[${i}]`, 'must be a finite number', values[i]);
+  if (!absent(m, 'requestIds')) {
+    const ids = m.requestIds;
+    if (!Array.isArray(ids) || ids.length !== values.length) fail(`${at}.requestIds`, `must be an array of ${values.length} strings (one per value)`, ids);
+    for (let i = 0; i < ids.length; i++) if (typeof ids[i] !== 'string') fail(`${at}.requestIds[${i}]`, 'must be a string', ids[i]);
+  }
   if (absent(m, 'weights')) return;
   const weights = m.weights;
   if (!Array.isArray(weights) || weights.length !== values.length) fail(`${at}.weights`, `must be an array of ${values.length} numbers (one per value)`, weights);

@@ -101,9 +101,15 @@ async function getJson<T>(server: TestServer, pathAndQuery: string): Promise<T> 
   return (await res.json()) as T;
 }
 
+/**
+ * The function's metric points, with merged per-invocation distributions (`requestIds`
+ * beside `values`) expanded back into one point per invocation, as the tests compare them
+ * with REPORT lines.
+ */
 export async function metricPoints(server: TestServer, fn: string, name?: string): Promise<StoredPoint[]> {
   const q = name ? `?name=${encodeURIComponent(name)}&limit=10000` : '?limit=10000';
-  return (await getJson<{ points: StoredPoint[] }>(server, `/nimbus/v1/functions/${fn}/metrics${q}`)).points;
+  const points = (await getJson<{ points: Array<StoredPoint & { requestIds?: string[] }> }>(server, `/nimbus/v1/functions/${fn}/metrics${q}`)).points;
+  return points.flatMap(({ requestIds, ...p }) => (requestIds ? requestIds.map((requestId, i) => ({ ...p, value: p.values![i]!, values: [p.values![i]!], requestId })) : [p]));
 }
 
 export async function traceSpans(server: TestServer, fn: string): Promise<StoredSpan[]> {

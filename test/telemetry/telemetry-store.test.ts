@@ -14,6 +14,7 @@ import { ConfigError, resolveConfig } from '../../src/config/resolved-config.ts'
 import { InvalidRequestContentException } from '../../src/errors/platform-errors.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { migrations } from '../../src/store/migrations.ts';
 import { SqliteTelemetryStore } from '../../src/store/sqlite-telemetry-store.ts';
 import { parseTelemetryBatch } from '../../src/telemetry/batch-validation.ts';
 import { quantiles, TelemetryService } from '../../src/telemetry/telemetry-service.ts';
@@ -52,7 +53,7 @@ describe('TelemetryStore ingest and queries', () => {
     const main = SqliteStore.open({ filePath: file });
     const telemetry = SqliteTelemetryStore.open({ filePath: file });
     try {
-      assert.equal(main.schemaVersion(), 4);
+      assert.equal(main.schemaVersion(), migrations.length);
       await telemetry.ingest(tenInvocations());
       assert.equal((await telemetry.queryMetrics('orders', { limit: 1000 })).length, 10 * 8 + 1 + 1);
     } finally {

@@ -67,9 +67,22 @@ export class ExtensionsApiClient {
     return JSON.parse(reply.body) as NextEvent;
   }
 
-  async subscribeTelemetry(port: number, types: Array<'platform' | 'function' | 'extension'>, buffering: { maxItems: number; maxBytes: number; timeoutMs: number }): Promise<void> {
+  /** Whether `register` succeeded: the client carries the extension identifier every later call needs. */
+  get registered(): boolean {
+    return this.#extensionId !== '';
+  }
+
+  /**
+   * @param schemaVersion `2022-12-13` on demand; Lambda Managed Instances accept only `2025-01-29`.
+   */
+  async subscribeTelemetry(
+    port: number,
+    types: Array<'platform' | 'function' | 'extension'>,
+    buffering: { maxItems: number; maxBytes: number; timeoutMs: number },
+    schemaVersion: '2022-12-13' | '2025-01-29' = '2022-12-13',
+  ): Promise<void> {
     const body = JSON.stringify({
-      schemaVersion: '2022-12-13',
+      schemaVersion,
       destination: { protocol: 'HTTP', URI: `http://sandbox.localdomain:${port}/` },
       types,
       buffering,
