@@ -54,14 +54,15 @@ export interface NimbusServer {
   stop(): Promise<void>;
 }
 
-export async function startNimbus(): Promise<NimbusServer> {
+/** @param env extra variables for the server (NIMBUS_* settings). */
+export async function startNimbus(env: Record<string, string> = {}): Promise<NimbusServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'nimbus-bench-data-'));
   const port = await freePort();
   const proc = start(
     'nimbus serve',
     process.execPath,
     [NIMBUS_MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir],
-    { cwd: REPO_ROOT, env: baseEnv() },
+    { cwd: REPO_ROOT, env: baseEnv(env) },
   );
   const cleanup = async () => {
     // SIGTERM first: Nimbus shuts its environments down itself; stop() kills what is left.

@@ -7,11 +7,9 @@
  * Rule one: the agent never makes the function fail. A listener that cannot start is
  * reported and skipped; a backend that is down is buffered for, up to a bound.
  */
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { AgentConfig } from './config.ts';
 import type { AgentResource, ProxyInterceptor, TelemetryBackend, TelemetryEvent, TelemetrySink } from './model.ts';
-import { ExtensionsApiClient, type NextEvent } from './lambda/extensions-api-client.ts';
+import type { ExtensionsApiClient, NextEvent, Registration } from './lambda/extensions-api-client.ts';
 import { startTelemetryListener } from './lambda/telemetry-listener.ts';
 import { DogStatsDAggregator } from './dogstatsd/aggregator.ts';
 import { startDogStatsD } from './dogstatsd/server.ts';
@@ -20,27 +18,33 @@ import { startOtlpReceiver } from './otlp/receiver.ts';
 import { LogProcessor } from './logs/log-processor.ts';
 import { parseProcessingRules } from './logs/processing-rules.ts';
 import { InvocationTracker } from './invocation/invocation-tracker.ts';
-import { startRuntimeApiProxy } from './proxy/runtime-api-proxy.ts';
 import { EnhancedMetrics } from './enhanced/enhanced-metrics.ts';
 import { ProcUsage } from './enhanced/proc-usage.ts';
 import { EnhancedAggregator } from './enhanced/enhanced-aggregator.ts';
 import { Outbox } from './outbox.ts';
 import { NimbusBackend } from './backends/nimbus-backend.ts';
 import { OtlpBackend } from './backends/otlp-backend.ts';
-import { DatadogBackend } from './backends/datadog-backend.ts';
 import { closeHttpAgents } from './backends/http-post.ts';
 import { FlushControl } from './flush/flush-control.ts';
 import { parseFlushStrategy } from './flush/strategy.ts';
 import { InvocationEnds } from './lifecycle/invocation-ends.ts';
 import { PendingReports } from './lifecycle/pending-reports.ts';
-import { createAppsec } from './appsec/create-appsec.ts';
 import type { AgentLog } from './agent-log.ts';
 
-export const agentName = 'nimbus-agent';
+
 export const agentVersion = '1.0.0';
 
 interface Closable {
   close(): Promise<void>;
+}
+
+/** What main.ts starts before this module is loaded (see there). */
+export interface EarlyStart {
+  api: ExtensionsApiClient;
+  registration: Promise<Registration>;
+  /** The list the Runtime API proxy calls; the agent fills it. */
+  interceptors: ProxyInterceptor[];
+  proxy: Closable | undefined;
 }
 
 /** Telemetry API buffering as Datadog's extension asks for it. */
@@ -55,6 +59,7 @@ export class NimbusAgent {
   readonly #log: AgentLog;
   readonly #env: Record<string, string | undefined>;
   readonly #api: ExtensionsApiClient;
+  readonly #early: EarlyStart;
   readonly #closables: Closable[] = [];
   readonly #ends = new InvocationEnds();
   readonly #reports = new PendingReports();
@@ -68,11 +73,16 @@ export class NimbusAgent {
   #backgroundTimer: NodeJS.Timeout | undefined;
   #invocations = 0;
 
-  constructor(config: AgentConfig, log: AgentLog, env: Record<string, string | undefined>) {
+  /**
+   * @param early what main.ts started before loading this module: the registration in
+   *   flight, and the Runtime API proxy (if any) with the interceptor list it reads.
+   */
+  constructor(config: AgentConfig, log: AgentLog, env: Record<string, string | undefined>, early: EarlyStart) {
     this.#config = config;
     this.#log = log;
     this.#env = env;
-    this.#api = new ExtensionsApiClient(env.AWS_LAMBDA_RUNTIME_API ?? '127.0.0.1:9001');
+    this.#api = early.api;
+    this.#early = early;
     this.#managed = env.AWS_LAMBDA_INITIALIZATION_TYPE === 'lambda-managed-instances';
     const functionName = env.AWS_LAMBDA_FUNCTION_NAME ?? 'unknown';
     const region = env.AWS_REGION ?? 'us-east-1';
@@ -91,22 +101,14 @@ export class NimbusAgent {
     };
   }
 
-  /**
-   * The agent's Extensions API client. Once registered, only it can call /next (the platform
-   * knows the extension by the identifier it holds), so a fallback after a failure must use it.
-   */
-  get extensionsApi(): ExtensionsApiClient {
-    return this.#api;
-  }
-
   /** Starts every part, registers, and runs the event loop until SHUTDOWN. */
   async run(): Promise<void> {
     for (const warning of this.#config.warnings) this.#log.warn(warning);
-    // Listeners first: the runtime starts once every extension has registered, and by then
-    // the proxy must be up for /opt/nimbus-wrapper to point the runtime at it. The resource
-    // object is shared by reference, so the account id the registration tells comes in later.
+    // The registration is in flight (main.ts): the listeners come up while the runtime
+    // starts. The resource object is shared by reference, so the account id the
+    // registration tells reaches every part that already holds it.
     await this.#startPipeline();
-    const registration = await this.#api.register(agentName, this.#managed ? ['SHUTDOWN'] : ['INVOKE', 'SHUTDOWN']);
+    const registration = await this.#early.registration;
     if (registration.accountId) {
       this.#resource.accountId = registration.accountId;
       this.#resource.functionArn = `arn:aws:lambda:${this.#resource.region}:${registration.accountId}:function:${this.#resource.functionName}`;
@@ -137,7 +139,11 @@ export class NimbusAgent {
     const backends: TelemetryBackend[] = [];
     if (c.nimbusEndpoint) backends.push(new NimbusBackend({ endpoint: c.nimbusEndpoint }));
     if (c.otlpEndpoint) backends.push(new OtlpBackend({ endpoint: c.otlpEndpoint }));
-    if (c.datadog) backends.push(new DatadogBackend({ apiKey: c.datadog.apiKey, metricsUrl: c.datadog.metricsUrl, logsUrl: c.datadog.logsUrl, tracesUrl: c.datadog.tracesUrl }));
+    if (c.datadog) {
+      // Loaded on demand (its protobuf encoder is half the agent's code): start-up is Init Duration.
+      const { DatadogBackend } = await import('./backends/datadog-backend.ts');
+      backends.push(new DatadogBackend({ apiKey: c.datadog.apiKey, metricsUrl: c.datadog.metricsUrl, logsUrl: c.datadog.logsUrl, tracesUrl: c.datadog.tracesUrl }));
+    }
     if (backends.length === 0) this.#log.warn('no backend configured (NIMBUS_TELEMETRY_ENDPOINT, NIMBUS_OTLP_ENDPOINT or DD_API_KEY): telemetry is collected and dropped');
 
     const aggregator = new DogStatsDAggregator({ excludeTagKeys: c.customMetricsExcludeTags });
@@ -188,15 +194,15 @@ export class NimbusAgent {
       }),
     );
     await this.#listen('telemetry listener', () => startTelemetryListener({ host, port: c.telemetryPort, onEvents: (events) => this.#onTelemetry(events), onError }));
-    if (c.proxyEnabled) await this.#startProxy();
+    if (this.#early.proxy) await this.#intercept();
   }
 
-  async #startProxy(): Promise<void> {
+  /** What the Runtime API proxy (started by main.ts) tells about each event goes here. */
+  async #intercept(): Promise<void> {
     const c = this.#config;
-    const upstream = this.#env.AWS_LAMBDA_RUNTIME_API;
-    if (!upstream) return;
     const ends = this.#ends;
     const tracker = this.#tracker;
+    this.#closables.push(this.#early.proxy!);
     const interceptors: ProxyInterceptor[] = [
       {
         onInvocationEvent: (info) => {
@@ -214,18 +220,14 @@ export class NimbusAgent {
       },
     ];
     if (c.appsecEnabled) {
+      const { createAppsec } = await import('./appsec/create-appsec.ts');
       const appsec = await createAppsec(c, { sink: this.#outbox, tagger: tracker, log: this.#log });
       if (appsec) {
         interceptors.push(appsec.interceptor);
         this.#closables.push(appsec);
       }
     }
-    const proxy = await this.#listen('Runtime API proxy', () =>
-      startRuntimeApiProxy({ host: c.bindHost, port: c.proxyPort, upstream, interceptors, onError: (m) => this.#log.warn(m) }),
-    );
-    // Tells /opt/nimbus-wrapper where the proxy is. Without this file the runtime talks to
-    // the Runtime API directly, so a proxy that could not start costs the function nothing.
-    if (proxy) await writeFile(path.join(this.#env.TMPDIR ?? '/tmp', '.nimbus-agent-proxy'), `${c.bindHost}:${proxy.port}`);
+    this.#early.interceptors.push(...interceptors);
   }
 
   async #listen<T extends Closable>(what: string, start: () => Promise<T>): Promise<T | undefined> {

@@ -105,7 +105,7 @@ export class Environment implements RuntimeApiCore, MemoryWatched {
       memoryMb: spec.memoryMb,
       runtimeVersion: runtimeVersionOf(spec.runtimeId),
     };
-    this.#hub = new TelemetryHub(spec.logFormat, this.sandboxAddress);
+    this.#hub = new TelemetryHub(spec.logFormat, this.sandboxAddress, (name) => this.#registry.busy(name));
     this.#logs = new LogCollector(deps.logSink, spec.functionName, this.logStream, (kind, line, timeMs) => this.#hub.log(kind, line, timeMs));
     this.#registry = new ExtensionRegistry(
       { functionName: spec.functionName, functionVersion: spec.version, handler: spec.handler, accountId: spec.accountId },

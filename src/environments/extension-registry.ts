@@ -127,6 +127,12 @@ export class ExtensionRegistry {
     return this.#byId.get(id);
   }
 
+  /** Whether the extension of that name is still working on its event (has not called `event/next`). */
+  busy(name: string): boolean {
+    for (const ext of this.#registered) if (ext.name === name) return ext.state === 'running';
+    return false;
+  }
+
   /** Every extension that registered (external and internal), in registration order. */
   registered(): readonly Extension[] {
     return this.#registered;

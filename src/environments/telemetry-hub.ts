@@ -78,15 +78,21 @@ export class TelemetryHub {
   readonly #logFormat: 'Text' | 'JSON';
   /** Where subscribers listen: the environment's own loopback address (sandbox-addresses.ts). */
   readonly #destinationHost: string;
+  readonly #extensionBusy: (name: string) => boolean;
   readonly #entries: Entry[] = [];
   #backlog: HubEvent[] | undefined = [];
   #backlogBytes = 0;
   #backlogDropped = 0;
   #backlogDroppedBytes = 0;
 
-  constructor(logFormat: 'Text' | 'JSON', destinationHost = '127.0.0.1') {
+  /**
+   * @param extensionBusy whether an extension is still on its INVOKE (not yet back at
+   *   `event/next`): only then does its subscriber get platform.runtimeDone at once.
+   */
+  constructor(logFormat: 'Text' | 'JSON', destinationHost = '127.0.0.1', extensionBusy: (name: string) => boolean = () => true) {
     this.#logFormat = logFormat;
     this.#destinationHost = destinationHost;
+    this.#extensionBusy = extensionBusy;
   }
 
   /** Someone may want events: subscriptions are open, or there are subscribers. */
@@ -144,8 +150,10 @@ export class TelemetryHub {
     entry.subscriber.push(serialized);
     // The buffering settings are upper bounds. An agent that flushes at the end of each
     // invocation waits for runtimeDone before it calls /next, and every millisecond it
-    // waits is post-runtime duration the caller pays: deliver that batch at once.
-    if (ev.type === 'platform.runtimeDone') entry.subscriber.flushNow();
+    // waits is post-runtime duration the caller pays: deliver that batch at once. One that
+    // is already back at /next is not waiting, and its events keep batching (a POST saved
+    // per invocation).
+    if (ev.type === 'platform.runtimeDone' && this.#extensionBusy(entry.extensionName)) entry.subscriber.flushNow();
   }
 
   #serialize(entry: Entry, ev: HubEvent): string | undefined {

@@ -80,8 +80,13 @@ export async function writeAgentLayerTree(root: string): Promise<void> {
   await mkdir(path.join(root, 'extensions'), { recursive: true });
   await mkdir(agentDir, { recursive: true });
   await build({
-    entryPoints: [path.join(agentSourceDir, 'main.ts')],
-    outfile: path.join(agentDir, 'agent.mjs'),
+    entryPoints: { agent: path.join(agentSourceDir, 'main.ts') },
+    outdir: agentDir,
+    outExtension: { '.js': '.mjs' },
+    // What only some functions use (the Datadog backend, threat detection) is split into
+    // chunks loaded on demand: every module evaluated at start is Init Duration.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
     platform: 'node',
     format: 'esm',
