@@ -71,7 +71,8 @@ test('dd-trace spans arrive on the trace intake and join each invocation under i
     assert.equal(process.resource, 'process order');
     assert.equal(query.traceId, root.traceId);
     assert.equal(query.parentId, process.spanId, 'the tracer keeps its own parent/child link');
-    assert.ok(query.durationMicros >= 5000, `db.query lasted ${query.durationMicros} µs`);
+    // It awaited a 5 ms timer (timers may fire a little early by the tracer's clock).
+    assert.ok(query.durationMicros >= 4000, `db.query lasted ${query.durationMicros} µs`);
   }
 });
 

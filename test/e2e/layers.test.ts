@@ -26,11 +26,15 @@ import {
   type Runtime,
 } from '@aws-sdk/client-lambda';
 import { TestServer, payloadJson, repoRoot, zipOf } from '../helpers/nimbus.ts';
+import { agentLayerArn } from '../helpers/agent.ts';
 import { craftZip } from '../helpers/zip.ts';
 
 let server: TestServer;
 before(async () => {
   server = await TestServer.start();
+  // The built-in nimbus-agent layer is published in the background at start; listings
+  // compared across calls must not see it appear in between.
+  await agentLayerArn(server);
 });
 after(async () => {
   await server.stop();

@@ -67,7 +67,7 @@ test('a Node.js extension subscribed to the Telemetry API gets Init, invoke and 
   assert.deepEqual([...order].sort((a, b) => a - b), order, `in Lambda's order: ${platform.map((r) => r.type).join(', ')}`);
 
   const get = (type: string, requestId?: string) => platform[at(type, requestId)]!.record;
-  assert.deepEqual(get('platform.initStart'), { initializationType: 'on-demand', phase: 'init', functionName: 'tel-order', functionVersion: '$LATEST' });
+  assert.deepEqual(get('platform.initStart'), { initializationType: 'on-demand', phase: 'init', functionName: 'tel-order', functionVersion: '$LATEST', runtimeVersion: 'nodejs:24.v1' });
   assert.deepEqual(get('platform.telemetrySubscription'), { name: 'node-telemetry', state: 'Subscribed', types: ['platform', 'function', 'extension'] });
   assert.deepEqual(get('platform.extension'), { name: 'node-telemetry', state: 'Ready', events: ['INVOKE', 'SHUTDOWN'] });
   assert.deepEqual(get('platform.initRuntimeDone'), { initializationType: 'on-demand', phase: 'init', status: 'success' });
