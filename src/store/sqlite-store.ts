@@ -7,6 +7,7 @@
  * getFunction (every invoke on a cache miss) are the hot paths.
  */
 import { Buffer } from 'node:buffer';
+import { inTransaction } from './sqlite-transaction.ts';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
@@ -348,19 +349,8 @@ export class SqliteStore implements Store {
     return this.#statements;
   }
 
-  /** Runs `work` in BEGIN IMMEDIATE … COMMIT, rolling back if it throws. */
   #transaction<T>(work: () => T): T {
-    const s = this.#statements;
-    s.begin.run();
-    try {
-      const result = work();
-      s.commit.run();
-      return result;
-    } catch (err) {
-      // SQLite rolls back by itself after some errors (e.g. SQLITE_FULL).
-      if (this.#db.isTransaction) s.rollback.run();
-      throw err;
-    }
+    return inTransaction(this.#db, this.#statements, work);
   }
 }
 

@@ -7,6 +7,7 @@
  * Statements are prepared once: ingest runs on every agent flush.
  */
 import { mkdirSync } from 'node:fs';
+import { inTransaction } from './sqlite-transaction.ts';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import type { LogSource, MetricType, Span, TelemetryBatch } from '../agent/model.ts';
@@ -390,16 +391,7 @@ export class SqliteTelemetryStore implements TelemetryStore {
   }
 
   #transaction<T>(work: () => T): T {
-    const s = this.#s;
-    s.begin.run();
-    try {
-      const result = work();
-      s.commit.run();
-      return result;
-    } catch (err) {
-      if (this.#db.isTransaction) s.rollback.run();
-      throw err;
-    }
+    return inTransaction(this.#db, this.#s, work);
   }
 }
 
