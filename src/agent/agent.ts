@@ -53,6 +53,8 @@ const telemetryBuffering = { maxItems: 1000, maxBytes: 262_144, timeoutMs: 25 };
 const reportWaitMs = 300;
 /** Time kept back from the SHUTDOWN deadline for closing down after the last flush. */
 const shutdownMarginMs = 200;
+/** Time kept back from an invocation's deadline for calling /next after a blocking flush. */
+const invocationDeadlineMarginMs = 100;
 
 export class NimbusAgent {
   readonly #config: AgentConfig;
@@ -272,12 +274,32 @@ export class NimbusAgent {
     this.#reports.invoked(event.requestId);
     this.#tracker.started(event.requestId, { functionArn: event.invokedFunctionArn, deadlineMs: event.deadlineMs });
     const atStart = this.#flush.atInvocationStart();
-    if (atStart === 'blocking') await this.#blockingFlush();
+    if (atStart === 'blocking') await this.#withinDeadline(this.#blockingFlush(), event.deadlineMs);
     else if (atStart === 'background') this.#backgroundFlush();
     // Only an end-of-invocation flush holds the environment; otherwise /next comes at once.
     if (this.#flush.atInvocationEnd() !== 'blocking') return;
     await this.#waitForEnd(event.requestId);
-    await this.#blockingFlush();
+    await this.#withinDeadline(this.#blockingFlush(), event.deadlineMs);
+  }
+
+  /**
+   * Waits for a blocking flush, but never past the invocation's deadline: a backend that
+   * accepts connections and never answers would otherwise hold every invocation until
+   * DD_FLUSH_TIMEOUT, turning each into a timeout (and a cold start). The flush goes on in
+   * the background; what it fails to deliver is retried at the next one.
+   */
+  async #withinDeadline(flush: Promise<void>, deadlineMs: number): Promise<void> {
+    const budget = deadlineMs - Date.now() - invocationDeadlineMarginMs;
+    if (!Number.isFinite(budget)) return flush;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, budget));
+    });
+    try {
+      await Promise.race([flush, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Waits for the invocation to end; a race timer flushes meanwhile so long invocations ship data. */

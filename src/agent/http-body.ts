@@ -88,6 +88,39 @@ async function decodeContentEncoding(raw: Buffer, header: string | undefined, ma
   });
 }
 
+/**
+ * Resolves once the rest of the request's body has been read and discarded, or after
+ * `maxWaitMs`. An intake that refuses an oversized upload answers only then: a reply sent
+ * with `Connection: close` while the client is still writing resets the connection, and the
+ * client sees a broken pipe instead of the 413 (what clients inside an environment got).
+ */
+export function requestDrained(req: IncomingMessage, maxWaitMs: number): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      req.off('end', done);
+      req.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, maxWaitMs);
+    req.once('end', done);
+    req.once('close', done);
+    req.resume();
+  });
+}
+
+/** How long a refused oversized upload may keep sending before the 413 goes out regardless. */
+const oversizedDrainWaitMs = 5000;
+
+/** Answers 413 once the client has finished sending (see requestDrained), then closes the connection. */
+export function refuseOversized(req: IncomingMessage, res: ServerResponse, body: string): void {
+  res.setHeader('connection', 'close');
+  void requestDrained(req, oversizedDrainWaitMs).then(() => {
+    if (!res.headersSent && !res.destroyed) sendJson(res, 413, body);
+  });
+}
+
 export function sendJson(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);

@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LogRecord, MetricPoint, Span } from '../model.ts';
-import { BodyReadError, BodyTooLargeError, closeServer, listen, readBody, sendJson } from '../http-body.ts';
+import { BodyReadError, BodyTooLargeError, closeServer, listen, readBody, refuseOversized, sendJson } from '../http-body.ts';
 import { CumulativeToDelta, decodeOtlpLogs, decodeOtlpMetrics, decodeOtlpTraces, OtlpPayloadError } from './decode.ts';
 
 export interface OtlpReceiverOptions {
@@ -78,9 +78,10 @@ export function startOtlpReceiver(options: OtlpReceiverOptions): Promise<OtlpRec
     handle(req, res).catch((error: unknown) => {
       if (res.headersSent) return res.destroy();
       const status = statusFor(error);
-      if (status === 413) res.setHeader('connection', 'close');
       // OTLP/HTTP carries errors as a google.rpc.Status; `message` is its field that SDKs log.
-      sendJson(res, status, JSON.stringify({ message: error instanceof Error ? error.message : String(error) }));
+      const body = JSON.stringify({ message: error instanceof Error ? error.message : String(error) });
+      if (status === 413) return refuseOversized(req, res, body);
+      sendJson(res, status, body);
     });
   });
 

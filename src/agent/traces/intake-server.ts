@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Span } from '../model.ts';
-import { BodyReadError, BodyTooLargeError, closeServer, listen, readBody, sendJson } from '../http-body.ts';
+import { BodyReadError, BodyTooLargeError, closeServer, listen, readBody, refuseOversized, sendJson } from '../http-body.ts';
 import { decodeTracePayload, TracePayloadError } from './decode.ts';
 import type { TraceApiVersion } from './decode.ts';
 
@@ -80,8 +80,8 @@ export function startTraceIntake(options: TraceIntakeOptions): Promise<TraceInta
       const status = statusFor(error);
       const message = error instanceof Error ? error.message : String(error);
       if (res.headersSent) return res.destroy();
-      // After a 413 the rest of an oversized upload is not worth reading on this connection.
-      if (status === 413) res.setHeader('connection', 'close');
+      // After a 413 the rest of an oversized upload is not worth keeping the connection for.
+      if (status === 413) return refuseOversized(req, res, JSON.stringify({ error: message }));
       sendJson(res, status, JSON.stringify({ error: message }));
     });
   });
