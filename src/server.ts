@@ -275,9 +275,11 @@ export class NimbusServer {
     // Async attempts still running stay in flight in the store and are delivered again
     // after the next start, so nothing queued is lost.
     this.#async.close();
-    const apiClosed = this.#api.close();
+    // Environments first, while the API still listens: their extensions get SHUTDOWN and
+    // send what they hold (the Nimbus agent, to this server's telemetry intake). The
+    // invoker refuses new invocations from here on.
     await this.#invoker.close();
-    await apiClosed;
+    await this.#api.close();
     await this.#logSink.flush();
     await this.#telemetry.close();
     await this.#agentLayer;

@@ -324,7 +324,6 @@ test('SHUTDOWN flush on server stop: the agents send what periodically,600000 he
     const restarted = second;
     await t.test(
       "to the server's own store: found there after a restart",
-      { todo: 'the server closes its HTTP listener before it stops environments (src/server.ts stop()), so this flush is refused' },
       async () => {
         const points = await metricPoints(restarted, toStore);
         const calls = points.filter((p) => p.name === 'e2e.calls');

@@ -149,7 +149,8 @@ test('Python: enhanced metrics, DogStatsD over a socket and JSON logs with reque
 
 test('timeouts, crashes and out-of-memory are counted, and what the invocation sent before is not lost', async () => {
   const fn = 'agent-failures';
-  await server.createFunction({ FunctionName: fn, Layers: [layer], Timeout: 1, MemorySize: 128, Handler: 'index.handler', files: { 'index.js': nodeHandler } });
+  // 256 MB: Max Memory Used counts the whole environment, the agent's process with it (as on Lambda).
+  await server.createFunction({ FunctionName: fn, Layers: [layer], Timeout: 1, MemorySize: 256, Handler: 'index.handler', files: { 'index.js': nodeHandler } });
   const timedOut = reportOf(await invokeTail(server, fn, { orderId: 100, sleepMs: 3000 }));
   const crashed = reportOf(await invokeTail(server, fn, { crash: true }));
   const oom = reportOf(await invokeTail(server, fn, { oom: true }));
