@@ -150,7 +150,18 @@ export class NimbusAgent {
 
     const aggregator = new DogStatsDAggregator({ excludeTagKeys: c.customMetricsExcludeTags });
     const enhancedAggregator = new EnhancedAggregator();
-    this.#outbox = new Outbox({ resource: this.#resource, backends, sources: [aggregator, enhancedAggregator], maxBuffered: c.maxBuffered, sendTimeoutMs: c.flushTimeoutMs, onError });
+    this.#outbox = new Outbox({
+      resource: this.#resource,
+      backends,
+      sources: [aggregator, enhancedAggregator],
+      maxBuffered: c.maxBuffered,
+      sendTimeoutMs: c.flushTimeoutMs,
+      onError,
+      // A burst (a log flood) would push out its own beginning before the strategy's flush.
+      onFilling: () => {
+        if (!this.#flush.flushPending) this.#backgroundFlush();
+      },
+    });
     const sink = this.#outbox;
 
     const parsed = parseFlushStrategy(c.flushStrategy);
@@ -254,9 +265,26 @@ export class NimbusAgent {
         this.#logs.handle(event);
         if (event.type === 'platform.runtimeDone') this.#runtimeDone(event.record as RuntimeDoneRecord);
         if (event.type === 'platform.report') this.#reports.reported(String((event.record as { requestId?: unknown }).requestId));
+        if (this.#managed) this.#managedInvocation(event);
       } catch (err) {
         this.#log.warn(`telemetry event ${event.type} not processed: ${(err as Error).message}`);
       }
+    }
+  }
+
+  /**
+   * Managed instances send no INVOKE to extensions (they register for SHUTDOWN only):
+   * platform.start and platform.report (2025-01-29 schema, no runtimeDone) are each
+   * invocation's beginning and end for its aws.lambda span.
+   */
+  #managedInvocation(event: TelemetryEvent): void {
+    const record = event.record as { requestId?: unknown; status?: string; errorType?: string; metrics?: { durationMs?: number } };
+    if (typeof record.requestId !== 'string') return;
+    const at = Date.parse(event.time);
+    if (event.type === 'platform.start') this.#tracker.started(record.requestId, Number.isNaN(at) ? {} : { at });
+    if (event.type === 'platform.report') {
+      const status = record.status === 'success' || record.status === 'timeout' || record.status === 'failure' ? record.status : 'error';
+      this.#tracker.finished(record.requestId, { status, errorType: record.errorType, durationMs: record.metrics?.durationMs });
     }
   }
 

@@ -37,6 +37,12 @@ export interface OutboxOptions {
   sources?: MetricSource[];
   /** Items of each kind kept in the intake, and again per backend while it is failing. */
   maxBuffered: number;
+  /**
+   * Called when a kind's intake buffer reaches half of `maxBuffered`: a flush now (in the
+   * background) keeps a burst from pushing out what it just buffered. Called again only
+   * after a flush has taken the intake.
+   */
+  onFilling?(): void;
   /** One backend's send is abandoned (and retried next flush) after this long. */
   sendTimeoutMs: number;
   now?: () => number;
@@ -130,6 +136,9 @@ export class Outbox implements TelemetrySink {
   readonly #resource: AgentResource;
   readonly #sources: MetricSource[];
   readonly #maxBuffered: number;
+  readonly #onFilling: (() => void) | undefined;
+  /** onFilling was called and no flush has taken the intake since. */
+  #filling = false;
   readonly #sendTimeoutMs: number;
   readonly #now: () => number;
   readonly #onError: (message: string) => void;
@@ -151,6 +160,7 @@ export class Outbox implements TelemetrySink {
     this.#resource = options.resource;
     this.#sources = options.sources ?? [];
     this.#maxBuffered = options.maxBuffered;
+    this.#onFilling = options.onFilling;
     this.#sendTimeoutMs = options.sendTimeoutMs;
     this.#now = options.now ?? Date.now;
     const onError = options.onError;
@@ -171,19 +181,29 @@ export class Outbox implements TelemetrySink {
 
   addMetric(point: MetricPoint): void {
     if (this.#metrics.push(point)) this.#intakeDropped.metrics++;
+    this.#watch(this.#metrics.size);
   }
 
   addSpans(spans: Span[]): void {
     if (!Array.isArray(spans)) return;
     for (const span of spans) if (this.#spans.push(span)) this.#intakeDropped.spans++;
+    this.#watch(this.#spans.size);
   }
 
   addLog(record: LogRecord): void {
     if (this.#logs.push(record)) this.#intakeDropped.logs++;
+    this.#watch(this.#logs.size);
   }
 
   addSecurity(signal: SecuritySignal): void {
     if (this.#security.push(signal)) this.#intakeDropped.security++;
+    this.#watch(this.#security.size);
+  }
+
+  #watch(size: number): void {
+    if (this.#filling || size * 2 < this.#maxBuffered || !this.#onFilling) return;
+    this.#filling = true;
+    this.#onFilling();
   }
 
   /** Items held in memory: the intake's plus every backend's retry copy. */
@@ -229,6 +249,7 @@ export class Outbox implements TelemetrySink {
       logs: this.#logs.drain(),
       security: this.#security.drain(),
     };
+    this.#filling = false;
     const collected = itemCounts(fresh);
     const anyFresh = countItems(fresh) > 0;
     const busy = this.#states.filter((state) => anyFresh || countItems(state.held) > 0);

@@ -375,3 +375,29 @@ describe('Outbox', () => {
     assert.throws(() => new Outbox({ resource, backends: [], maxBuffered: 1, sendTimeoutMs: 0 }), /sendTimeoutMs must be positive/);
   });
 });
+
+describe('Outbox under a burst', () => {
+  test('asks for a flush once when an intake buffer is half full, and again only after a flush took it', async () => {
+    const sent: number[] = [];
+    let asked = 0;
+    const resource = { functionName: 'f', functionArn: 'arn', version: '$LATEST', region: 'us-east-1', accountId: '0', runtime: 'nodejs24.x', memorySize: 128, architecture: 'x86_64' as const, extensionVersion: '1', tags: [] };
+    const outbox = new Outbox({
+      resource,
+      backends: [{ name: 'counting', send: async (batch) => void sent.push(batch.logs.length) }],
+      maxBuffered: 10,
+      sendTimeoutMs: 1000,
+      onFilling: () => asked++,
+    });
+    const log = (i: number) => ({ timestamp: i, source: 'function' as const, message: `line ${i}` });
+    for (let i = 0; i < 4; i++) outbox.addLog(log(i));
+    assert.equal(asked, 0, 'under half: no call');
+    outbox.addLog(log(4));
+    assert.equal(asked, 1, 'half full: one call');
+    for (let i = 5; i < 9; i++) outbox.addLog(log(i));
+    assert.equal(asked, 1, 'not again before a flush');
+    await outbox.flush();
+    assert.deepEqual(sent, [9]);
+    for (let i = 0; i < 5; i++) outbox.addLog(log(i));
+    assert.equal(asked, 2, 'again after the flush took the intake');
+  });
+});

@@ -266,6 +266,9 @@ test('managed instances: concurrent invokes are never held up; data goes out in 
   const bySeq = seqArrivals(arrivals);
   for (const seq of [1, 2, 3, 4]) assert.equal(bySeq.get(seq)?.length, 1, `seq ${seq} once`);
   assert.equal(sampleRequestIds(arrivals, 'aws.lambda.enhanced.invocations').length, 4);
+  // No INVOKE reaches extensions there: platform.start and platform.report delimit each span.
+  const lambdaSpans = arrivals.flatMap((a) => a.batch.spans).filter((s) => s.name === 'aws.lambda');
+  assert.deepEqual(new Set(lambdaSpans.map((s) => s.requestId)), new Set(sampleRequestIds(arrivals, 'aws.lambda.enhanced.invocations')));
 
   // The managed default flushes every 30 s: these invokes' data waits for SHUTDOWN, and gets there.
   const quiet = 'flush-managed-default';
