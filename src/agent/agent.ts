@@ -307,6 +307,9 @@ export class NimbusAgent {
     // Only an end-of-invocation flush holds the environment; otherwise /next comes at once.
     if (this.#flush.atInvocationEnd() !== 'blocking') return;
     await this.#waitForEnd(event.requestId);
+    // Monitor-mode threat detection reports on the next turn of the event loop (setImmediate,
+    // scheduled when the proxy saw the response): let it tag the span and add its signals first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     await this.#withinDeadline(this.#blockingFlush(), event.deadlineMs);
   }
 

@@ -52,6 +52,9 @@ export function resolveRulesetPath(location: RulesetLocation = {}): string {
   const beside = path.join(bundleDir, recommendedFileName);
   // Once at start, not per invocation: a sync check is fine here.
   if (existsSync(beside)) return beside;
+  // The layer bundle is split: this module runs from chunks/, the ruleset sits beside agent.mjs.
+  const above = path.join(bundleDir, '..', recommendedFileName);
+  if (existsSync(above)) return above;
   try {
     return createRequire(import.meta.url).resolve(ddTraceRecommended);
   } catch (err) {
