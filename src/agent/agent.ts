@@ -124,6 +124,7 @@ export class NimbusAgent {
         if (this.#flush.atBackgroundTick() === 'background') this.#backgroundFlush();
       }, interval);
     }
+    this.#log.debug(`ready, ${performance.now().toFixed(1)} ms after start`);
     for (;;) {
       const event = await this.#api.next();
       this.#log.debug(`event ${event.eventType}`);

@@ -44,10 +44,17 @@ async function startProxy(): Promise<{ close(): Promise<void> } | undefined> {
 
 async function main(): Promise<void> {
   const proxy = await startProxy();
-  const registration = api.register('nimbus-agent', managed ? ['SHUTDOWN'] : ['INVOKE', 'SHUTDOWN']);
+  const since = (): string => `${performance.now().toFixed(1)} ms after start`;
+  log.debug(`registering, ${since()}`);
+  // The layer's launcher registered already, from bash, unless the proxy had to come first.
+  const early = env.NIMBUS_AGENT_EXTENSION_ID;
+  const registration = early
+    ? Promise.resolve(api.adopt(early, env.NIMBUS_AGENT_REGISTRATION ?? '{}'))
+    : api.register('nimbus-agent', managed ? ['SHUTDOWN'] : ['INVOKE', 'SHUTDOWN']);
   // Not awaited before the import: the agent's modules load while the platform answers.
-  registration.catch(() => {});
+  registration.then(() => log.debug(`registered, ${since()}`), () => {});
   const { NimbusAgent } = await import('./agent.ts');
+  log.debug(`loaded, ${since()}`);
   const agent = new NimbusAgent(config, log, env, { api, registration, interceptors, proxy });
   await agent.run();
 }

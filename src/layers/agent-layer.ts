@@ -26,11 +26,35 @@ const require = createRequire(import.meta.url);
  * The launcher Lambda runs as an external extension. The agent is JavaScript: it runs on
  * the `node` first on PATH (the function's own Node.js, or the host's for other runtimes).
  */
-const extensionLauncher = `#!/bin/sh
-# /opt/extensions/.. is the layer's root wherever the sandbox mounts it. A 1 MB young
-# generation: the agent allocates little per event, and V8's default (16 MB semi-spaces)
-# only shows up as resident memory counted against the function's memory size.
-exec node --max-semi-space-size=1 "$(dirname "$0")/../nimbus-agent/agent.mjs"
+const extensionLauncher = `#!/bin/bash
+# The runtime starts only once every extension has registered, and Node takes some 40 ms
+# to boot: so this script registers first, with bash's /dev/tcp, and the agent takes the
+# identifier over. Not when the Runtime API proxy is asked for (it must be up before the
+# runtime starts), and never fatal: if anything here fails the agent registers itself.
+agent="\${0%/extensions/*}/nimbus-agent/agent.mjs"
+api="\$AWS_LAMBDA_RUNTIME_API"
+if [ "\$AWS_LAMBDA_EXEC_WRAPPER" != /opt/nimbus-wrapper ] && [ -n "\$api" ] && exec 3<>"/dev/tcp/\${api%:*}/\${api##*:}"; then
+  events='["INVOKE","SHUTDOWN"]'
+  [ "\$AWS_LAMBDA_INITIALIZATION_TYPE" = lambda-managed-instances ] && events='["SHUTDOWN"]'
+  body="{\\"events\\":\$events}"
+  printf 'POST /2020-01-01/extension/register HTTP/1.1\\r\\nHost: %s\\r\\nLambda-Extension-Name: nimbus-agent\\r\\nLambda-Extension-Accept-Feature: accountId\\r\\nContent-Type: application/json\\r\\nContent-Length: %s\\r\\nConnection: close\\r\\n\\r\\n%s' "\$api" "\${#body}" "\$body" >&3
+  IFS= read -r status <&3
+  id=
+  while IFS= read -r line <&3; do
+    line="\${line%\$'\\r'}"
+    [ -z "\$line" ] && break
+    case "\${line,,}" in lambda-extension-identifier:*) id="\${line#*: }" ;; esac
+  done
+  registration=
+  IFS= read -r -d '' registration <&3
+  exec 3<&-
+  case "\$status" in
+    *" 200 "*) [ -n "\$id" ] && export NIMBUS_AGENT_EXTENSION_ID="\$id" NIMBUS_AGENT_REGISTRATION="\$registration" ;;
+  esac
+fi
+# A 1 MB young generation: the agent allocates little per event, and V8's default (16 MB
+# semi-spaces) only shows up as resident memory counted against the function's memory size.
+exec node --max-semi-space-size=1 "\$agent"
 `;
 
 /**

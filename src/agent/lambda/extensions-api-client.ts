@@ -68,6 +68,21 @@ export class ExtensionsApiClient {
   }
 
   /** Whether `register` succeeded: the client carries the extension identifier every later call needs. */
+  /**
+   * Takes over a registration made before this process started (the layer's launcher
+   * registers from bash, so the runtime need not wait for Node to boot).
+   */
+  adopt(extensionId: string, body: string): Registration {
+    this.#extensionId = extensionId;
+    let parsed: Partial<Omit<Registration, 'extensionId'>> = {};
+    try {
+      parsed = JSON.parse(body) as Partial<Omit<Registration, 'extensionId'>>;
+    } catch {
+      // The launcher could not read the body: the identifier is what matters.
+    }
+    return { extensionId, functionName: parsed.functionName ?? '', functionVersion: parsed.functionVersion ?? '', handler: parsed.handler ?? '', ...(parsed.accountId ? { accountId: parsed.accountId } : {}) };
+  }
+
   get registered(): boolean {
     return this.#extensionId !== '';
   }
