@@ -158,10 +158,11 @@ export class NimbusAgent {
       maxBuffered: c.maxBuffered,
       sendTimeoutMs: c.flushTimeoutMs,
       onError,
-      // A burst (a log flood) would push out its own beginning before the strategy's flush.
-      onFilling: () => {
-        if (!this.#flush.flushPending) this.#backgroundFlush();
-      },
+      // A burst (a log flood, a busy function between periodic flushes) is sent in batches
+      // of Datadog's size (1,000 entries) rather than held, or pushed out, until the next flush.
+      fillingAt: 1000,
+      // The outbox runs one flush at a time and folds requests made meanwhile into the next.
+      onFilling: () => this.#backgroundFlush(),
     });
     const sink = this.#outbox;
 

@@ -38,11 +38,12 @@ export interface OutboxOptions {
   /** Items of each kind kept in the intake, and again per backend while it is failing. */
   maxBuffered: number;
   /**
-   * Called when a kind's intake buffer reaches half of `maxBuffered`: a flush now (in the
-   * background) keeps a burst from pushing out what it just buffered. Called again only
-   * after a flush has taken the intake.
+   * Called when a kind's intake buffer reaches `fillingAt` items (default: half of
+   * `maxBuffered`): a flush now (in the background) keeps a burst from pushing out what it
+   * just buffered, and memory low. Called again only after a flush has taken the intake.
    */
   onFilling?(): void;
+  fillingAt?: number;
   /** One backend's send is abandoned (and retried next flush) after this long. */
   sendTimeoutMs: number;
   now?: () => number;
@@ -137,6 +138,7 @@ export class Outbox implements TelemetrySink {
   readonly #sources: MetricSource[];
   readonly #maxBuffered: number;
   readonly #onFilling: (() => void) | undefined;
+  readonly #fillingAt: number;
   /** onFilling was called and no flush has taken the intake since. */
   #filling = false;
   readonly #sendTimeoutMs: number;
@@ -161,6 +163,7 @@ export class Outbox implements TelemetrySink {
     this.#sources = options.sources ?? [];
     this.#maxBuffered = options.maxBuffered;
     this.#onFilling = options.onFilling;
+    this.#fillingAt = Math.max(1, Math.min(options.fillingAt ?? Infinity, Math.ceil(options.maxBuffered / 2)));
     this.#sendTimeoutMs = options.sendTimeoutMs;
     this.#now = options.now ?? Date.now;
     const onError = options.onError;
@@ -201,7 +204,7 @@ export class Outbox implements TelemetrySink {
   }
 
   #watch(size: number): void {
-    if (this.#filling || size * 2 < this.#maxBuffered || !this.#onFilling) return;
+    if (this.#filling || size < this.#fillingAt || !this.#onFilling) return;
     this.#filling = true;
     this.#onFilling();
   }
