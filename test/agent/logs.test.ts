@@ -186,7 +186,8 @@ describe('LogProcessor', () => {
     send('function', `2024-05-01T10:00:00.123Z\tundefined\tINFO\tloaded config\n`);
     const [node, python, init] = sink.logs.slice(1);
     assert.deepEqual([node.requestId, node.level], [REQ_A, 'error']);
-    assert.equal(node.message, `2024-05-01T10:00:00.123Z\t${REQ_A}\tERROR\tInvoke Error {"errorType":"TypeError"}`);
+    assert.equal(node.message, 'Invoke Error {"errorType":"TypeError"}', 'the prefix is in fields of their own');
+    assert.equal(python.message, 'slow query');
     assert.deepEqual([python.requestId, python.level], [REQ_A, 'warn']);
     assert.deepEqual([init.requestId, init.level], [REQ_B, 'info'], 'Node prints "undefined" outside an invocation');
   });

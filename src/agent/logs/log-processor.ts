@@ -172,12 +172,17 @@ export class LogProcessor {
         level = normalizeLevel(python[1]);
         body = python[3];
       }
-      // `console.log(JSON.stringify(...))` in the Text format: the runtime's prefix, then JSON.
+      // The runtime's prefix carries the time, request id and level, which the record has
+      // in fields of its own: the message is what the function wrote.
+      if (body !== undefined) message = body;
+      // `console.log(JSON.stringify(...))` in the Text format: the prefix, then JSON.
       const inner = body === undefined ? undefined : parseJsonObject(body);
       if (inner) {
         object = inner;
         const innerLevel = normalizeLevel(firstValue(inner, JSON_LEVEL_KEYS));
         if (innerLevel) level = innerLevel;
+        const text = inner.message ?? inner.msg;
+        if (typeof text === 'string') message = text;
       }
     }
     requestId ??= this.#requestId;
