@@ -148,10 +148,11 @@ test('end: one batch after every invocation, carrying its metric before the next
   calls.forEach((c, i) => {
     const at = bySeq.get(c.seq)![0]!;
     assert.ok(at >= c.sentAt, `#${c.seq} arrived after its invoke was sent`);
-    const next = calls[i + 1];
-    if (next) assert.ok(at <= next.sentAt, `#${c.seq} arrived (${at}) before #${next.seq} was sent (${next.sentAt})`);
-    // The i-th batch is the one that carries the i-th invocation's metric.
-    assert.equal(beforeShutdown[i]!.batch.metrics.filter((p) => p.name === 'e2e.calls').length, 1);
+    assert.ok(at < shutdownAt, `#${c.seq} arrived with its own end flush`);
+    // The i-th batch is the one that carries the i-th invocation's metric (and only it). The
+    // flush runs after the caller got its answer, so its arrival is not compared with the
+    // next invoke's sending: under load it may land a moment after.
+    assert.deepEqual([...seqArrivals([beforeShutdown[i]!]).keys()], [c.seq]);
   });
   assertEachOnce(arrivals, calls);
 });
@@ -167,7 +168,9 @@ test('end,60000: the first invocation flushes at its end, then nothing until SHU
 
   assert.equal(beforeShutdown.length, 1, 'a single batch before SHUTDOWN');
   const bySeq = seqArrivals(arrivals);
-  assert.ok(bySeq.get(1)![0]! <= calls[1]!.sentAt, '#1 arrived before #2 was sent');
+  // The end flush runs after the response went back to the caller, so it may land just after
+  // #2 was sent; it lands long before SHUTDOWN.
+  assert.ok(bySeq.get(1)![0]! < shutdownAt, '#1 arrived with its own end flush');
   for (const c of calls.slice(1)) assert.ok(bySeq.get(c.seq)![0]! >= shutdownAt, `#${c.seq} arrived with the SHUTDOWN flush`);
   assertEachOnce(arrivals, calls);
 });
@@ -181,11 +184,16 @@ test('periodically,60000: a flush at the start of the first invocation, then not
   const arrivals = await everything(fn, calls.length);
   report(t, 'periodically,60000', calls, arrivals, shutdownAt);
 
-  // The first invocation's start flush goes out before the handler ran: it carries what Init
-  // produced and the invocation count, but no custom metric.
+  // The first invocation's start flush carries what Init produced and the invocation count.
+  // It races with that invocation's handler (both begin at INVOKE), so it may carry its
+  // metric too; never a later invocation's.
   assert.ok(beforeShutdown.length <= 1, `${beforeShutdown.length} batches before SHUTDOWN`);
-  assert.equal(seqArrivals(beforeShutdown).size, 0, 'no custom metric before SHUTDOWN');
-  for (const c of calls) assert.ok(seqArrivals(arrivals).get(c.seq)![0]! >= shutdownAt, `#${c.seq} arrived with the SHUTDOWN flush`);
+  const early: number[] = [...seqArrivals(beforeShutdown).keys()];
+  assert.deepEqual(early.filter((seq) => seq !== 1), [], `only the first invocation's metric may precede SHUTDOWN: ${early.join(', ')}`);
+  for (const c of calls) {
+    if (early.includes(c.seq)) continue;
+    assert.ok(seqArrivals(arrivals).get(c.seq)![0]! >= shutdownAt, `#${c.seq} arrived with the SHUTDOWN flush`);
+  }
   assertEachOnce(arrivals, calls);
 });
 
@@ -221,7 +229,7 @@ test('the adaptive default: a flush at each end until 20 invocations are seen, t
   const bySeq = seqArrivals(arrivals);
   // The 20th invocation fills the window of 20 starts: from it on the default is continuous
   // (20 s), so with these quick invocations nothing more goes out before SHUTDOWN.
-  for (const c of calls.slice(0, 19)) assert.ok(bySeq.get(c.seq)![0]! <= calls[c.seq]!.sentAt, `#${c.seq} flushed at its end, before #${c.seq + 1} was sent`);
+  calls.slice(0, 19).forEach((c, i) => assert.deepEqual([...seqArrivals([beforeShutdown[i]!]).keys()], [c.seq], `#${c.seq} flushed at its own end`));
   for (const c of calls.slice(19)) assert.ok(bySeq.get(c.seq)![0]! >= shutdownAt, `#${c.seq} held until SHUTDOWN`);
   assert.equal(beforeShutdown.length, 19, 'one batch for each of the first 19 invocations');
   assertEachOnce(arrivals, calls);
