@@ -234,7 +234,14 @@ test('processing rules: an invalid regex is skipped with a warning naming it; th
   await validMetricArrives(fn, 1);
   const warnings = await agentLines(fn, 'WARN');
   assert.ok(warnings.some((w) => w.includes('processing rule "broken_rule" (#0) has an invalid pattern')), warnings.join('\n'));
-  const logs = await eventually(() => agentLogs(server, fn), (ls) => ls.some((l) => l.message.includes('plain card')), 20_000, 'the masked lines');
+  // Both lines, which may come in different batches (a line printed just before the
+  // response can reach the agent after that invocation's end flush).
+  const logs = await eventually(
+    () => agentLogs(server, fn),
+    (ls) => ls.some((l) => l.message.includes('plain card')) && ls.some((l) => l.attributes?.message === 'paid'),
+    20_000,
+    'the masked lines',
+  );
   const mine = logs.filter((l) => l.requestId === requestId && l.source === 'function');
   const json = mine.find((l) => l.attributes?.message === 'paid');
   assert.equal(json?.attributes?.card, '[card]');

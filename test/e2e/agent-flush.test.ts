@@ -66,6 +66,8 @@ async function createCounted(fn: string, variables: Record<string, string>, extr
   await server.createFunction({
     FunctionName: fn,
     Layers: [layer],
+    // Max Memory Used counts the agent's process too (as on Lambda).
+    MemorySize: 256,
     Handler: 'index.handler',
     files: { 'index.js': handler },
     Environment: { Variables: { NIMBUS_TELEMETRY_ENDPOINT: backend.url + endpointPath(fn), ...variables } },
@@ -309,6 +311,7 @@ test('SHUTDOWN flush on server stop: the agents send what periodically,600000 he
       await first.createFunction({
         FunctionName: fn,
         Layers: [firstLayer],
+        MemorySize: 256,
         Handler: 'index.handler',
         files: { 'index.js': handler },
         Environment: { Variables: { DD_SERVERLESS_FLUSH_STRATEGY: 'periodically,600000', ...own } },

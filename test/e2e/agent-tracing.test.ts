@@ -37,6 +37,8 @@ test('dd-trace spans arrive on the trace intake and join each invocation under i
   await server.createFunction({
     FunctionName: fn,
     Layers: [layer],
+    // dd-trace, its native parts and the agent: more than Lambda's 128 MB default.
+    MemorySize: 512,
     Handler: 'index.handler',
     Environment: {
       Variables: {
@@ -81,6 +83,7 @@ test('the Runtime API proxy: trigger, caller trace context and HTTP status on th
   await server.createFunction({
     FunctionName: fn,
     Layers: [layer],
+    MemorySize: 256,
     Handler: 'index.handler',
     Environment: { Variables: { AWS_LAMBDA_EXEC_WRAPPER: '/opt/nimbus-wrapper' } },
     files: { 'index.js': fixture('echo-http.js') },

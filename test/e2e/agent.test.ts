@@ -115,6 +115,7 @@ test('Python: enhanced metrics, DogStatsD over a socket and JSON logs with reque
   await server.createFunction({
     FunctionName: fn,
     Layers: [layer],
+    MemorySize: 256,
     Runtime: 'python3.11',
     Handler: 'python_observed.handler',
     files: { 'python_observed.py': readFileSync(path.join(repoRoot, 'test', 'fixtures', 'agent', 'python_observed.py'), 'utf8') },
@@ -182,6 +183,7 @@ test('idle reaping sends SHUTDOWN and the agent flushes on the way out', async (
     await reaping.createFunction({
       FunctionName: fn,
       Layers: [await agentLayerArn(reaping)],
+      MemorySize: 256,
       Handler: 'index.handler',
       // Periodic flushing with a long interval: nothing is sent until SHUTDOWN.
       Environment: { Variables: { DD_SERVERLESS_FLUSH_STRATEGY: 'periodically,600000' } },
