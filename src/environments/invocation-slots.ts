@@ -342,7 +342,9 @@ export class InvocationSlots {
     const releasing = !failed?.keepSlot;
     if (releasing) this.#releasing++;
     const endedAt = performance.now();
-    const durationMs = endedAt - inv.startedAt;
+    // Rounded once, to the microsecond platform.report carries: the REPORT line and the
+    // event then say the same duration (not two roundings of a slightly different one).
+    const durationMs = events.ms(endedAt - inv.startedAt);
     const maxMemoryUsedMb = this.#c.memoryUsedMb(true);
     const outcome = failed && (withRuntime || !inv.outcome) ? failed.outcome : inv.outcome!;
     if (!inv.request.wantLogTail) inv.answer(inv.result(outcome, maxMemoryUsedMb));
