@@ -7,10 +7,9 @@
  * getFunction (every invoke on a cache miss) are the hot paths.
  */
 import { Buffer } from 'node:buffer';
+import { defaultBusyTimeoutMs, openDatabase } from './sqlite-open.ts';
 import { inTransaction } from './sqlite-transaction.ts';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite';
 import {
   InvalidParameterValueException,
   PreconditionFailedException,
@@ -18,7 +17,6 @@ import {
   ResourceNotFoundException,
 } from '../errors/index.ts';
 import type { FunctionRecord } from '../functions/index.ts';
-import { applyMigrations } from './migrations.ts';
 import type { AsyncEventRecord, ListPage, LogQuery, LogRecord, ResourceRecord, Store, StoredLogRecord } from './types.ts';
 
 export interface SqliteStoreOptions {
@@ -40,7 +38,6 @@ export interface SqlitePragmas {
 }
 
 const DEFAULT_LOG_RETENTION = 10_000;
-const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_LOG_LIMIT = 1_000;
 
 const SQL = {
@@ -103,32 +100,10 @@ export class SqliteStore implements Store {
   /** Opens (creating if needed) and migrates the database. */
   static open(options: SqliteStoreOptions): SqliteStore {
     const retention = options.logRetentionPerFunction ?? DEFAULT_LOG_RETENTION;
-    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     if (!Number.isSafeInteger(retention) || retention < 1) {
       throw new RangeError(`logRetentionPerFunction must be a positive integer, got ${retention}`);
     }
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
-    }
-    if (options.filePath !== ':memory:') mkdirSync(dirname(options.filePath), { recursive: true });
-
-    const db = new DatabaseSync(options.filePath);
-    try {
-      // busy_timeout first, so that switching to WAL waits for other connections' locks.
-      // WAL + synchronous=NORMAL: a commit survives a crash of this process (the WAL is in
-      // the OS page cache); only a power loss can drop the last transactions.
-      db.exec(`
-        PRAGMA busy_timeout = ${busyTimeoutMs};
-        PRAGMA journal_mode = WAL;
-        PRAGMA synchronous = NORMAL;
-        PRAGMA foreign_keys = ON;
-      `);
-      const schemaVersion = applyMigrations(db);
-      return new SqliteStore(db, retention, schemaVersion);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    return openDatabase(options.filePath, options.busyTimeoutMs ?? defaultBusyTimeoutMs, (db, schemaVersion) => new SqliteStore(db, retention, schemaVersion));
   }
 
   private constructor(db: DatabaseSync, logRetentionPerFunction: number, schemaVersion: number) {

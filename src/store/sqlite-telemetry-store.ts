@@ -6,10 +6,9 @@
  *
  * Statements are prepared once: ingest runs on every agent flush.
  */
-import { mkdirSync } from 'node:fs';
+import { defaultBusyTimeoutMs, openDatabase } from './sqlite-open.ts';
 import { inTransaction } from './sqlite-transaction.ts';
-import { dirname } from 'node:path';
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite';
 import type { LogSource, MetricType, Span, TelemetryBatch } from '../agent/model.ts';
 import {
   enhancedMetricPrefix,
@@ -30,7 +29,6 @@ import {
   type TraceQuery,
   type TraceSummary,
 } from '../telemetry/types.ts';
-import { applyMigrations } from './migrations.ts';
 
 export interface SqliteTelemetryStoreOptions {
   /** The Nimbus database file (the one SqliteStore opens), or `:memory:`. */
@@ -131,24 +129,7 @@ export class SqliteTelemetryStore implements TelemetryStore {
 
   /** Opens (creating if needed) and migrates the database. */
   static open(options: SqliteTelemetryStoreOptions): SqliteTelemetryStore {
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
-    }
-    if (options.filePath !== ':memory:') mkdirSync(dirname(options.filePath), { recursive: true });
-    const db = new DatabaseSync(options.filePath);
-    try {
-      db.exec(`
-        PRAGMA busy_timeout = ${busyTimeoutMs};
-        PRAGMA journal_mode = WAL;
-        PRAGMA synchronous = NORMAL;
-      `);
-      applyMigrations(db);
-      return new SqliteTelemetryStore(db);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    return openDatabase(options.filePath, options.busyTimeoutMs ?? defaultBusyTimeoutMs, (db) => new SqliteTelemetryStore(db));
   }
 
   private constructor(db: DatabaseSync) {
