@@ -116,6 +116,10 @@ export class TestServer {
         Runtime: 'nodejs24.x',
         Handler: 'index.handler',
         Role: 'arn:aws:iam::000000000000:role/test',
+        // Max Memory Used counts every process of the environment: a Node.js runtime and a
+        // Node.js extension together measure some 110 MB, too close to Lambda's 128 MB
+        // default on a loaded machine. Functions with layers get 256 MB unless they say.
+        ...(rest.Layers?.length ? { MemorySize: 256 } : {}),
         ...rest,
         Code: { ZipFile: zip },
       } as CreateFunctionCommandInput),
