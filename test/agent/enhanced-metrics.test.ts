@@ -1,5 +1,6 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { ordersResource } from './resource.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,18 +28,7 @@ class RecordingSink implements TelemetrySink {
   }
 }
 
-const resource: AgentResource = {
-  functionName: 'Orders-API',
-  functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:Orders-API',
-  version: '$LATEST',
-  region: 'us-east-1',
-  accountId: '123456789012',
-  runtime: 'nodejs22.x',
-  memorySize: 128,
-  architecture: 'x86_64',
-  extensionVersion: '1.0.0',
-  tags: [],
-};
+const resource: AgentResource = ordersResource();
 
 const baseTags = [
   'account_id:123456789012',

@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { ordersResource } from './resource.ts';
 import { InvocationTracker } from '../../src/agent/invocation/invocation-tracker.ts';
 import type { AgentResource, LogRecord, MetricPoint, SecuritySignal, Span, TelemetrySink } from '../../src/agent/model.ts';
 
@@ -25,18 +26,7 @@ class RecordingSink implements TelemetrySink {
   }
 }
 
-const resource: AgentResource = {
-  functionName: 'Orders-API',
-  functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:Orders-API',
-  version: '$LATEST',
-  region: 'us-east-1',
-  accountId: '123456789012',
-  runtime: 'nodejs22.x',
-  memorySize: 128,
-  architecture: 'x86_64',
-  extensionVersion: '1.0.0',
-  tags: [],
-};
+const resource: AgentResource = ordersResource();
 
 function setup(options: { capture?: boolean; service?: string } = {}) {
   const sink = new RecordingSink();
